@@ -1,0 +1,31 @@
+# filterlens: what every filter of a CNN does with an image.
+# Table of contents; the steps live in workflow/rules/, the code in workflow/scripts/filterlens/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/weights.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/normalize.smk"
+include: "workflow/rules/render.smk"
+include: "workflow/rules/video.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/manifest.smk"
+
+
+localrules:
+    all,
+    fetch_weights,
+    make_palette,
+    index_frames,
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,119 @@
+# Configuration, validated once at start-up, and every input function the rules use.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+
+from filterlens import config as cfg
+from filterlens.codedigest import code_digest
+
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+
+config.update(cfg.validate(config, cfg.load_schema(workflow.source_path("../schemas/config.schema.yaml"))))
+cfg.check(config)
+IMAGES = cfg.expand_images(config["images"])
+RUNS = cfg.resolve_runs(config)
+IMG_SIZE = list(cfg.img_size(config))
+ACTIVATIONS = "results/{model}/{image}/activations"
+RUN_DIR = "results/{model}/{image}/{run}"
+
+
+wildcard_constraints:
+    model=r"[a-z][a-z0-9_]*",
+    image=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    run=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    layer=r"[^/]+",
+    cmap=r"[A-Za-z0-9_.-]+",
+
+
+def script_code(name):
+    """Digest of a script and the package modules it imports: edits there re-run the step."""
+    return code_digest(SCRIPTS / f"{name}.py", SCRIPTS / "filterlens")
+
+
+def run_setting(key):
+    """Input function: one rendering setting of the run named by the wildcards."""
+
+    def get(wildcards):
+        return RUNS[wildcards.run][key]
+
+    return get
+
+
+def image_file(wildcards):
+    return IMAGES[wildcards.image]
+
+
+def weights_input(wildcards):
+    if config["weights"] == "imagenet":
+        return f"resources/weights/{wildcards.model}.imagenet.sha256"
+    if config["weights"] == "random":
+        return []
+    return config["weights"]
+
+
+def palette_file(wildcards):
+    return f"resources/palettes/{RUNS[wildcards.run]['cmap']}.npy"
+
+
+def selected_layers(wildcards):
+    """The layers extraction saved, in network order (known once the checkpoint has run)."""
+    from filterlens.activations import layer_names
+
+    maps = checkpoints.extract_activations.get(model=wildcards.model, image=wildcards.image)
+    return layer_names(maps.output.maps)
+
+
+def frame_dirs(wildcards):
+    run_dir = RUN_DIR.format(**wildcards)
+    return [f"{run_dir}/frames/{layer}" for layer in selected_layers(wildcards)]
+
+
+def video_file(wildcards):
+    """The run's video, or nothing when save_video is off."""
+    settings = RUNS[wildcards.run]
+    if not settings["save_video"]:
+        return []
+    return f"{RUN_DIR.format(**wildcards)}/{settings['video_filename']}"
+
+
+def run_outputs(model, image, run):
+    run_dir = RUN_DIR.format(model=model, image=image, run=run)
+    return [
+        f"{run_dir}/frames.tsv",
+        f"{run_dir}/activation_stats.txt",
+        f"{run_dir}/activation_stats.tsv",
+        f"{run_dir}/MANIFEST.sha256",
+    ]
+
+
+def all_outputs():
+    return [
+        path
+        for model in config["models"]
+        for image in IMAGES
+        for run in RUNS
+        for path in run_outputs(model, image, run)
+    ]
+
+
+def extract_mem_mb(wildcards, attempt):
+    """Model weights plus every activation at img_size, with room to spare."""
+    pixels = IMG_SIZE[0] * IMG_SIZE[1]
+    return 1500 + pixels * 4 * 64 * 6 // 1_000_000 * attempt
+
+
+def manifest_data(wildcards):
+    """A run's data outputs besides frames and activations: statistics and the video."""
+    run_dir = RUN_DIR.format(**wildcards)
+    stats = [f"{run_dir}/activation_stats.txt", f"{run_dir}/activation_stats.tsv"]
+    return stats + [f"{run_dir}/frames.tsv"] + list(filter(None, [video_file(wildcards)]))
+
+
+def run_settings(wildcards):
+    return RUNS[wildcards.run]
+
+
+def config_for_provenance(wildcards):
+    """The resolved configuration, less the other runs: editing one run keeps the rest as is."""
+    return {key: value for key, value in config.items() if key != "runs"}

@@ -1,0 +1,56 @@
+rule make_palette:
+    output:
+        palette="resources/palettes/{cmap}.npy",
+    params:
+        code=script_code("make_palette"),
+    log:
+        "logs/make_palette/{cmap}.log",
+    conda:
+        "../../envs/filterlens.yaml"
+    script:
+        "../scripts/make_palette.py"
+
+
+rule render_frames:
+    input:
+        maps=ACTIVATIONS,
+        scales=f"{RUN_DIR}/scales.tsv",
+        equalization=f"{RUN_DIR}/equalization.npz",
+        palette=palette_file,
+    output:
+        frames=directory(f"{RUN_DIR}/frames/{{layer}}"),
+    params:
+        img_size=IMG_SIZE,
+        resample=run_setting("resample"),
+        hist_eq=run_setting("use_hist_eq"),
+        save_16bit=run_setting("save_16bit"),
+        overlay=run_setting("overlay_on_image"),
+        alpha=run_setting("overlay_alpha"),
+        legend=run_setting("show_legend"),
+        code=script_code("render_frames"),
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    log:
+        "logs/render_frames/{model}/{image}/{run}/{layer}.log",
+    benchmark:
+        "benchmarks/render_frames/{model}/{image}/{run}/{layer}.tsv"
+    conda:
+        "../../envs/filterlens.yaml"
+    script:
+        "../scripts/render_frames.py"
+
+
+rule index_frames:
+    input:
+        frames=frame_dirs,
+    output:
+        index=f"{RUN_DIR}/frames.tsv",
+    params:
+        code=script_code("index_frames"),
+    log:
+        "logs/index_frames/{model}/{image}/{run}.log",
+    conda:
+        "../../envs/filterlens.yaml"
+    script:
+        "../scripts/index_frames.py"

@@ -1,0 +1,209 @@
+"""Validate the workflow's configuration and resolve it into models, images and runs.
+
+One place knows the rules: the JSON schema (types, ranges, defaults) plus the checks a schema cannot
+express (colormap names, model names, files that must exist, keys that exclude each other). Every
+error names the key, the value and what is allowed, and is raised before any job runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import os
+import re
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+# Keys a run under `runs:` may override: rendering and normalization only, so that runs share the
+# fetched weights and the extracted activations.
+RUN_KEYS = (
+    "resample",
+    "cmap",
+    "normalization_mode",
+    "clip_percentiles",
+    "use_hist_eq",
+    "save_16bit",
+    "overlay_on_image",
+    "overlay_alpha",
+    "show_legend",
+    "show_raw_stats",
+    "save_video",
+    "video_filename",
+    "fps",
+)
+DEFAULT_RUN = "default"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the key and what is allowed."""
+
+
+def load_schema(path: str | os.PathLike) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def validate(config: dict, schema: dict) -> dict:
+    """Return a copy of `config` with defaults filled in; raise ConfigError listing every problem."""
+    config = copy.deepcopy(config)
+    for key, prop in schema["properties"].items():
+        if key not in config:
+            default = _resolve(schema, prop).get("default", prop.get("default"))
+            config[key] = copy.deepcopy(default)
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid configuration:\n" + "\n".join(_describe(schema, e) for e in errors))
+    return config
+
+
+def _resolve(schema: dict, prop: dict) -> dict:
+    ref = prop.get("$ref")
+    if not ref:
+        return prop
+    node = schema
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _describe(schema: dict, error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {}))) or "none"
+        return f"  - config key '{key}': {error.message}. Allowed keys here: {allowed}"
+    allowed = _resolve(schema, error.schema).get("description") or error.schema.get("description")
+    if allowed is None and error.path:
+        allowed = _allowed_for(schema, list(error.absolute_path))
+    text = f"  - config key '{key}': value {error.instance!r} is not allowed ({error.message})"
+    return text + (f". Allowed: {' '.join(allowed.split())}" if allowed else "")
+
+
+def _allowed_for(schema: dict, path: list) -> str | None:
+    """The description of the schema property at `path` (top-level or run key)."""
+    props = schema["properties"]
+    name = path[-1] if path[0] == "runs" and len(path) >= 3 else path[0]
+    if isinstance(name, str) and name in props:
+        return _resolve(schema, props[name]).get("description")
+    return None
+
+
+def check(config: dict, basedir: str | os.PathLike = ".") -> None:
+    """The checks a schema cannot express; raise ConfigError naming the key."""
+    import matplotlib  # noqa: PLC0415 - only here: colormap names are matplotlib's
+
+    known_models = torchvision_classification_models()
+    unknown = [m for m in config["models"] if m not in known_models]
+    if unknown:
+        raise ConfigError(
+            f"config key 'models': unknown model(s) {', '.join(unknown)}. Allowed: torchvision "
+            f"classification models: {', '.join(sorted(known_models))}"
+        )
+    weights = config["weights"]
+    if weights not in ("imagenet", "random") and not (Path(basedir) / weights).is_file():
+        raise ConfigError(
+            f"config key 'weights': {weights!r} is neither imagenet, random, nor an existing "
+            f"state-dict file (looked in {Path(basedir).resolve()})"
+        )
+    for run, settings in resolve_runs(config).items():
+        where = "" if run == DEFAULT_RUN and not config["runs"] else f"runs.{run}."
+        if settings["cmap"] not in matplotlib.colormaps:
+            raise ConfigError(
+                f"config key '{where}cmap': unknown colormap {settings['cmap']!r}. Allowed: a "
+                f"matplotlib colormap, e.g. {', '.join(sorted(matplotlib.colormaps)[:12])}, ..."
+            )
+        low_high = settings["clip_percentiles"]
+        if low_high is not None and not low_high[0] < low_high[1]:
+            raise ConfigError(
+                f"config key '{where}clip_percentiles': {low_high} needs low < high "
+                "(0 <= low < high <= 100)"
+            )
+        if settings["save_16bit"]:
+            for other in ("overlay_on_image", "show_legend"):
+                if settings[other]:
+                    raise ConfigError(
+                        f"config keys '{where}save_16bit' and '{where}{other}' exclude each "
+                        "other: 16-bit frames are data, so they carry no overlay or legend. "
+                        f"Set one of them to false."
+                    )
+
+
+def resolve_runs(config: dict) -> dict[str, dict]:
+    """Each run's full rendering settings: the top-level keys, overridden by the run's own."""
+    base = {key: config[key] for key in RUN_KEYS}
+    runs = config.get("runs") or {DEFAULT_RUN: {}}
+    return {name: {**base, **(overrides or {})} for name, overrides in runs.items()}
+
+
+def layer_patterns(config: dict) -> list[str] | None:
+    """`layers` as a list of patterns, or None for every Conv2d."""
+    layers = config["layers"]
+    return [layers] if isinstance(layers, str) else layers
+
+
+def img_size(config: dict) -> tuple[int, int]:
+    """`img_size` as (width, height), PIL order."""
+    size = config["img_size"]
+    return (size, size) if isinstance(size, int) else (size[0], size[1])
+
+
+def expand_images(images: dict[str, str], basedir: str | os.PathLike = ".") -> dict[str, str]:
+    """Map image name -> file. A folder or glob expands to `<name>_<file stem>` per image file."""
+    basedir = Path(basedir)
+    expanded: dict[str, str] = {}
+    for name, spec in images.items():
+        path = basedir / spec
+        if glob.has_magic(spec):
+            files = sorted(p for p in map(Path, glob.glob(str(path))) if _is_image_file(p))
+        elif path.is_dir():
+            files = sorted(p for p in path.iterdir() if _is_image_file(p))
+        else:
+            if not path.exists():
+                raise ConfigError(
+                    f"config key 'images.{name}': file {spec!r} does not exist "
+                    f"(paths are relative to {basedir.resolve()})"
+                )
+            expanded[_add(expanded, name, spec)] = spec
+            continue
+        if not files:
+            raise ConfigError(
+                f"config key 'images.{name}': {spec!r} matches no image file "
+                f"({', '.join(IMAGE_SUFFIXES)})"
+            )
+        for file in files:
+            label = f"{name}_{_NAME.sub('-', file.stem)}"
+            expanded[_add(expanded, label, spec)] = os.path.relpath(file, basedir)
+    return expanded
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _add(expanded: dict, name: str, spec: str) -> str:
+    if name in expanded:
+        raise ConfigError(f"config key 'images': two images are named {name!r} (from {spec!r})")
+    return name
+
+
+def torchvision_classification_models() -> set[str]:
+    """Names of torchvision's registered classification models, read without importing torch.
+
+    Importing torchvision costs seconds; the registry is the set of top-level functions decorated
+    with `@register_model` in `torchvision/models/*.py` (sub-packages hold detection, video, ...).
+    """
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("torchvision is not installed: install the environment (see README)")
+    models_dir = Path(next(iter(spec.submodule_search_locations))) / "models"
+    pattern = re.compile(r"^@register_model\([^)]*\)\s*(?:^@.*\s*)*^def (\w+)\(", re.M)
+    names = set()
+    for file in models_dir.glob("*.py"):
+        names.update(pattern.findall(file.read_text()))
+    return names

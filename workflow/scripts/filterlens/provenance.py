@@ -1,0 +1,66 @@
+"""What a run's MANIFEST.sha256 covers, and the provenance recorded beside it.
+
+The manifest lists the data outputs (frames, video, statistics, activations) with relative paths,
+sorted, in sha256sum format. Provenance (versions, hardware, threads, weights, resolved config)
+stays outside it: it differs between machines that produce the same data.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from . import __version__
+from .files import sha256_file
+
+PACKAGES = ("torch", "torchvision", "numpy", "pillow", "matplotlib", "imageio-ffmpeg", "snakemake")
+ACTIVATION_FILES = ("*.npy", "layers.tsv", "predictions.tsv", "input.png")
+
+
+def manifest_lines(run_dir: Path, files: list[Path]) -> list[str]:
+    """sha256sum lines for `files`, paths relative to `run_dir`, sorted by path."""
+    entries = sorted((os.path.relpath(f, run_dir), f) for f in files)
+    return [f"{sha256_file(f)}  {rel}" for rel, f in entries]
+
+
+def activation_files(folder: Path) -> list[Path]:
+    return sorted(f for pattern in ACTIVATION_FILES for f in Path(folder).glob(pattern))
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "filterlens": __version__}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def git_revision(folder: Path) -> str | None:
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if rev.returncode != 0:
+        return None
+    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
