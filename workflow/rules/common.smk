@@ -52,6 +52,11 @@ def weights_input(wildcards):
     return config["weights"]
 
 
+def checksums_file():
+    """Known full SHA-256 sums of checkpoints: the project's file unless the config names one."""
+    return config["weights_checksums"] or workflow.source_path("../checksums/weights.sha256")
+
+
 def palette_file(wildcards):
     return f"resources/palettes/{RUNS[wildcards.run]['cmap']}.npy"
 

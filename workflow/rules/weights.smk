@@ -1,6 +1,6 @@
 rule fetch_weights:
     input:
-        checksums=workflow.source_path("../checksums/weights.sha256"),
+        checksums=checksums_file(),
     output:
         record="resources/weights/{model}.imagenet.sha256",
     params:

@@ -1,0 +1,136 @@
+"""Shared fixtures: a scratch copy of the workflow to run, and a loopback HTTP server for weights."""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "resources/images", "tests/configs")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A scratch copy of the workflow (own .snakemake metadata, own results)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, target)
+    return dest
+
+
+class Workflow:
+    """A scratch copy of the workflow and a way to run Snakemake in it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def write_config(self, name: str = "test.yaml", **values) -> Path:
+        """tests/configs/tiny.yaml updated with `values`, written as `name` in the copy."""
+        config = yaml.safe_load((self.root / "tests/configs/tiny.yaml").read_text())
+        config.update(values)
+        path = self.root / name
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def snakemake(self, *args: str, check: bool = True, timeout: float = 600, **kwargs):
+        command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+        result = subprocess.run(
+            command, cwd=self.root, capture_output=True, text=True, timeout=timeout, **kwargs
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+            )
+        return result
+
+    def dry_run_jobs(self, *args: str) -> dict[str, int]:
+        """rule -> job count that `snakemake -n` would run."""
+        out = self.snakemake("-n", "--quiet", "rules", *args).stdout
+        return parse_job_counts(out)
+
+    def run_dir(self, model="resnet18", image="chelsea", run="default") -> Path:
+        return self.root / "results" / model / image / run
+
+
+def parse_job_counts(text: str) -> dict[str, int]:
+    counts, in_table = {}, False
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+            continue
+        if in_table and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture
+def workflow_copy(tmp_path) -> Workflow:
+    return Workflow(copy_workflow(tmp_path / "wf"))
+
+
+class LoopbackServer:
+    """Serves files from a folder on 127.0.0.1 and counts the requests per path."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.hits: dict[str, int] = {}
+        self.truncate: dict[str, int] = {}  # path -> bytes to send before closing the connection
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                cut = server.truncate.get(self.path)
+                if cut is None:
+                    return super().do_GET()
+                data = (folder / self.path.lstrip("/")).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[:cut])
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def loopback(tmp_path):
+    folder = tmp_path / "served"
+    folder.mkdir()
+    with LoopbackServer(folder) as server:
+        yield server
