@@ -61,6 +61,18 @@ class Workflow:
         out = self.snakemake("-n", "--quiet", "rules", *args).stdout
         return parse_job_counts(out)
 
+    def dry_run_wildcards(self, *args: str) -> list[tuple[str, str]]:
+        """(rule, wildcards text) of every job `snakemake -n` would run."""
+        out = self.snakemake("-n", *args).stdout
+        jobs, rule = [], None
+        for line in out.splitlines():
+            if line.startswith(("rule ", "checkpoint ", "localrule ")):
+                rule = line.split()[1].rstrip(":")
+                jobs.append((rule, ""))
+            elif line.strip().startswith("wildcards:") and jobs:
+                jobs[-1] = (rule, line.split(":", 1)[1].strip())
+        return jobs
+
     def run_dir(self, model="resnet18", image="chelsea", run="default") -> Path:
         return self.root / "results" / model / image / run
 

@@ -120,5 +120,8 @@ def run_settings(wildcards):
 
 
 def config_for_provenance(wildcards):
-    """The resolved configuration, less the other runs: editing one run keeps the rest as is."""
-    return {key: value for key, value in config.items() if key != "runs"}
+    """The resolved configuration as it applies to this model and image: adding an image, a
+    model or a run leaves the other runs' provenance, and so their jobs, as they are."""
+    skip = ("runs", "images", "models")
+    own = {"model": wildcards.model, "image": IMAGES[wildcards.image]}
+    return {key: value for key, value in config.items() if key not in skip} | own

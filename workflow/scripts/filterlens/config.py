@@ -50,6 +50,9 @@ def load_schema(path: str | os.PathLike) -> dict:
 def validate(config: dict, schema: dict) -> dict:
     """Return a copy of `config` with defaults filled in; raise ConfigError listing every problem."""
     config = copy.deepcopy(config)
+    for key, value in config.items():
+        if key in schema["properties"]:
+            config[key] = _coerce(value, _resolve(schema, schema["properties"][key]), schema)
     for key, prop in schema["properties"].items():
         if key not in config:
             default = _resolve(schema, prop).get("default", prop.get("default"))
@@ -59,6 +62,37 @@ def validate(config: dict, schema: dict) -> dict:
     if errors:
         raise ConfigError("invalid configuration:\n" + "\n".join(_describe(schema, e) for e in errors))
     return config
+
+
+def _coerce(value, node: dict, schema: dict):
+    """Type command-line text by the schema: `--config save_16bit=true clip_percentiles=[1,99]`
+    arrives as strings ('true', ['1', '99']); YAML config files are typed already."""
+    node = _resolve(schema, node)
+    options = node.get("oneOf") or node.get("anyOf") or [node]
+    if len(options) > 1 or options[0] is not node:
+        for option in options:
+            coerced = _coerce(value, option, schema)
+            if coerced is not value:
+                return coerced
+        return value
+    types = node.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if isinstance(value, list) and "array" in types and "items" in node:
+        return [_coerce(item, node["items"], schema) for item in value]
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if "boolean" in types and text in ("true", "false"):
+        return text == "true"
+    if "null" in types and text in ("null", "none", "~"):
+        return None
+    for kind, parse in (("integer", int), ("number", float)):
+        if kind in types:
+            try:
+                return parse(text)
+            except ValueError:
+                pass
+    return value
 
 
 def _resolve(schema: dict, prop: dict) -> dict:

