@@ -9,7 +9,11 @@ from filterlens.codedigest import code_digest
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
-config.update(cfg.validate(config, cfg.load_schema(workflow.source_path("../schemas/config.schema.yaml"))))
+config.update(
+    cfg.validate(
+        config, cfg.load_schema(workflow.source_path("../schemas/config.schema.yaml"))
+    )
+)
 cfg.check(config)
 IMAGES = cfg.expand_images(config["images"])
 RUNS = cfg.resolve_runs(config)
@@ -54,7 +58,9 @@ def weights_input(wildcards):
 
 def checksums_file():
     """Known full SHA-256 sums of checkpoints: the project's file unless the config names one."""
-    return config["weights_checksums"] or workflow.source_path("../checksums/weights.sha256")
+    return config["weights_checksums"] or workflow.source_path(
+        "../checksums/weights.sha256"
+    )
 
 
 def palette_file(wildcards):
@@ -65,7 +71,9 @@ def selected_layers(wildcards):
     """The layers extraction saved, in network order (known once the checkpoint has run)."""
     from filterlens.activations import layer_names
 
-    maps = checkpoints.extract_activations.get(model=wildcards.model, image=wildcards.image)
+    maps = checkpoints.extract_activations.get(
+        model=wildcards.model, image=wildcards.image
+    )
     return layer_names(maps.output.maps)
 
 
@@ -112,7 +120,9 @@ def manifest_data(wildcards):
     """A run's data outputs besides frames and activations: statistics and the video."""
     run_dir = RUN_DIR.format(**wildcards)
     stats = [f"{run_dir}/activation_stats.txt", f"{run_dir}/activation_stats.tsv"]
-    return stats + [f"{run_dir}/frames.tsv"] + list(filter(None, [video_file(wildcards)]))
+    return (
+        stats + [f"{run_dir}/frames.tsv"] + list(filter(None, [video_file(wildcards)]))
+    )
 
 
 def run_settings(wildcards):

@@ -4,6 +4,16 @@ checkpoint extract_activations:
         weights=weights_input,
     output:
         maps=directory(ACTIVATIONS),
+    log:
+        "logs/extract_activations/{model}/{image}.log",
+    benchmark:
+        "benchmarks/extract_activations/{model}/{image}.tsv"
+    conda:
+        "../../envs/filterlens.yaml"
+    threads: 2
+    resources:
+        mem_mb=extract_mem_mb,
+        runtime=30,
     params:
         weights=config["weights"],
         seed=config["seed"],
@@ -13,15 +23,5 @@ checkpoint extract_activations:
         img_size=IMG_SIZE,
         max_image_pixels=config["max_image_pixels"],
         code=script_code("extract_activations"),
-    threads: 2
-    resources:
-        mem_mb=extract_mem_mb,
-        runtime=30,
-    log:
-        "logs/extract_activations/{model}/{image}.log",
-    benchmark:
-        "benchmarks/extract_activations/{model}/{image}.tsv"
-    conda:
-        "../../envs/filterlens.yaml"
     script:
         "../scripts/extract_activations.py"

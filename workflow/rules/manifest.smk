@@ -7,14 +7,14 @@ rule write_manifest:
     output:
         manifest=f"{RUN_DIR}/MANIFEST.sha256",
         provenance=f"{RUN_DIR}/provenance.json",
+    log:
+        "logs/write_manifest/{model}/{image}/{run}.log",
+    conda:
+        "../../envs/filterlens.yaml"
     params:
         config=config_for_provenance,
         settings=run_settings,
         workflow_dir=workflow.basedir,
         code=script_code("write_manifest"),
-    log:
-        "logs/write_manifest/{model}/{image}/{run}.log",
-    conda:
-        "../../envs/filterlens.yaml"
     script:
         "../scripts/write_manifest.py"

@@ -4,19 +4,19 @@ rule normalize_maps:
     output:
         scales=f"{RUN_DIR}/scales.tsv",
         equalization=f"{RUN_DIR}/equalization.npz",
-    params:
-        mode=run_setting("normalization_mode"),
-        clip=run_setting("clip_percentiles"),
-        hist_eq=run_setting("use_hist_eq"),
-        code=script_code("normalize_maps"),
-    resources:
-        mem_mb=2000,
-        runtime=20,
     log:
         "logs/normalize_maps/{model}/{image}/{run}.log",
     benchmark:
         "benchmarks/normalize_maps/{model}/{image}/{run}.tsv"
     conda:
         "../../envs/filterlens.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        mode=run_setting("normalization_mode"),
+        clip=run_setting("clip_percentiles"),
+        hist_eq=run_setting("use_hist_eq"),
+        code=script_code("normalize_maps"),
     script:
         "../scripts/normalize_maps.py"

@@ -1,12 +1,12 @@
 rule make_palette:
     output:
         palette="resources/palettes/{cmap}.npy",
-    params:
-        code=script_code("make_palette"),
     log:
         "logs/make_palette/{cmap}.log",
     conda:
         "../../envs/filterlens.yaml"
+    params:
+        code=script_code("make_palette"),
     script:
         "../scripts/make_palette.py"
 
@@ -19,6 +19,15 @@ rule render_frames:
         palette=palette_file,
     output:
         frames=directory(f"{RUN_DIR}/frames/{{layer}}"),
+    log:
+        "logs/render_frames/{model}/{image}/{run}/{layer}.log",
+    benchmark:
+        "benchmarks/render_frames/{model}/{image}/{run}/{layer}.tsv"
+    conda:
+        "../../envs/filterlens.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=30,
     params:
         img_size=IMG_SIZE,
         resample=run_setting("resample"),
@@ -28,15 +37,6 @@ rule render_frames:
         alpha=run_setting("overlay_alpha"),
         legend=run_setting("show_legend"),
         code=script_code("render_frames"),
-    resources:
-        mem_mb=1000,
-        runtime=30,
-    log:
-        "logs/render_frames/{model}/{image}/{run}/{layer}.log",
-    benchmark:
-        "benchmarks/render_frames/{model}/{image}/{run}/{layer}.tsv"
-    conda:
-        "../../envs/filterlens.yaml"
     script:
         "../scripts/render_frames.py"
 
@@ -46,11 +46,11 @@ rule index_frames:
         frames=frame_dirs,
     output:
         index=f"{RUN_DIR}/frames.tsv",
-    params:
-        code=script_code("index_frames"),
     log:
         "logs/index_frames/{model}/{image}/{run}.log",
     conda:
         "../../envs/filterlens.yaml"
+    params:
+        code=script_code("index_frames"),
     script:
         "../scripts/index_frames.py"

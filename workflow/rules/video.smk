@@ -4,19 +4,19 @@ rule encode_video:
         frames=frame_dirs,
     output:
         video=f"{RUN_DIR}/{{video}}",
-    wildcard_constraints:
-        video=r"[A-Za-z0-9][A-Za-z0-9_.-]*\.avi",
-    params:
-        fps=run_setting("fps"),
-        code=script_code("encode_video"),
-    resources:
-        mem_mb=500,
-        runtime=30,
     log:
         "logs/encode_video/{model}/{image}/{run}/{video}.log",
     benchmark:
         "benchmarks/encode_video/{model}/{image}/{run}/{video}.tsv"
+    wildcard_constraints:
+        video=r"[A-Za-z0-9][A-Za-z0-9_.-]*\.avi",
     conda:
         "../../envs/filterlens.yaml"
+    resources:
+        mem_mb=500,
+        runtime=30,
+    params:
+        fps=run_setting("fps"),
+        code=script_code("encode_video"),
     script:
         "../scripts/encode_video.py"
