@@ -227,7 +227,7 @@ def test_invalid_config_stops_before_any_job(workflow_copy):
 
 def test_lint_and_format_are_clean(workflow_copy):
     result = workflow_copy.snakemake("--lint", "--configfile", "tests/configs/tiny.yaml", check=False)
-    assert result.returncode == 0 and "Congratulations" in result.stdout, result.stdout
+    assert result.returncode == 0 and "Congratulations" in result.stderr, result.stderr
     snakefmt = [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"]
     result = subprocess.run(snakefmt, cwd=workflow_copy.root, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
