@@ -110,6 +110,11 @@ def all_outputs():
     ]
 
 
+def extract_gpus(wildcards):
+    """A GPU is requested only for device: cuda; auto takes one when the node has it."""
+    return 1 if config["device"] == "cuda" else 0
+
+
 def extract_mem_mb(wildcards, attempt):
     """Model weights plus every activation at img_size, with room to spare."""
     pixels = IMG_SIZE[0] * IMG_SIZE[1]

@@ -13,6 +13,7 @@ checkpoint extract_activations:
     threads: 2
     resources:
         mem_mb=extract_mem_mb,
+        gpu=extract_gpus,
         runtime=30,
     params:
         weights=config["weights"],
