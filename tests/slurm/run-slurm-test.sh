@@ -24,7 +24,7 @@ CONFIG=${CONFIG:-tests/configs/tiny.yaml}
 TIMEOUT_S=${TIMEOUT_S:-900}
 STATE_DIR=${STATE_DIR:-/run/filterlens-slurm}
 export STATE_DIR
-COPY=(Snakefile config.yaml workflow profiles resources/images tests/configs tests/slurm/profile)
+COPY=(Snakefile config.yaml workflow envs profiles resources/images tests/configs tests/slurm/profile)
 
 log() { echo "[slurm-test $(date +%T)] $*"; }
 fail() { echo "[slurm-test] FAIL: $*" >&2; exit 1; }
@@ -91,8 +91,9 @@ n_jobs=$(wc -l <sacct.tsv)
 ((n_jobs > 0)) || fail "sacct knows no job of run $run_id"
 bad=$(awk -F'|' '$2 != "COMPLETED" || $3 != "0:0"' sacct.tsv)
 [[ -z $bad ]] || fail "Slurm jobs that did not complete:"$'\n'"$bad"
-# rules Snakemake ran through the executor are logged as "rule X:", local ones as "localrule X:"
-rules=$(sed -n 's/^\s*rule \([A-Za-z_][A-Za-z0-9_]*\):$/\1/p' snakemake.log | sort -u)
+# Snakemake logs a job it runs through the executor as "rule X:" or "checkpoint X:",
+# a local one as "localrule X:" or "localcheckpoint X:"
+rules=$(sed -nE 's/^\s*(rule|checkpoint) ([A-Za-z_][A-Za-z0-9_]*):$/\2/p' snakemake.log | sort -u)
 [[ -n $rules ]] || fail "no non-local rule in snakemake.log"
 for r in $rules; do
   awk -F'|' '{ print $NF }' sacct.tsv | grep -qE "(^rule|_)_?${r}(_|\$)" || fail "rule $r has no Slurm job in sacct"
