@@ -15,10 +15,12 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parent / "slurm" / "run-slurm-test.sh"
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("FILTERLENS_SKIP_SLURM") == "1",
-    reason="FILTERLENS_SKIP_SLURM=1",
-)
+pytestmark = [
+    pytest.mark.workflow,
+    pytest.mark.skipif(
+        os.environ.get("FILTERLENS_SKIP_SLURM") == "1", reason="FILTERLENS_SKIP_SLURM=1"
+    ),
+]
 
 
 def test_slurm_run_matches_local_run():
