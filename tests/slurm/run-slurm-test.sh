@@ -55,7 +55,7 @@ trap cleanup EXIT
 
 copy_workflow() {  # copy_workflow DEST
   mkdir -p "$1"
-  (cd "$SRC" && for p in "${COPY[@]}"; do [[ -e $p ]] && cp -r --parents "$p" "$1/"; done)
+  (cd "$SRC" && for p in "${COPY[@]}"; do if [[ -e $p ]]; then cp -r --parents "$p" "$1/"; fi; done)
   find "$1" -name __pycache__ -prune -exec rm -rf {} +
 }
 
