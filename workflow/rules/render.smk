@@ -23,6 +23,8 @@ rule render_frames:
         "logs/render_frames/{model}/{image}/{run}/{layer}.log",
     benchmark:
         "benchmarks/render_frames/{model}/{image}/{run}/{layer}.tsv"
+    group:
+        "render"
     conda:
         "../../envs/filterlens.yaml"
     resources:
