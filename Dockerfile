@@ -71,27 +71,29 @@ LABEL org.opencontainers.image.title="filterlens-env" \
 
 FROM env AS full
 
+# The build context is exactly what .dockerignore lets through: Snakefile,
+# config.yaml, workflow/, envs/, profiles/, resources/images/ and requirements.lock.
 # Workflow files are root-owned and read-only for the runtime user; /workflow and
 # /workflow/resources stay writable by any uid for .snakemake/, logs/, results/
 # and downloaded weights (results/ is normally a bind mount).
 USER 0:0
-COPY Snakefile config.yaml /workflow/
-COPY workflow/ /workflow/workflow/
-COPY profiles/ /workflow/profiles/
-COPY resources/images/ /workflow/resources/images/
-RUN chmod 0777 /workflow /workflow/resources
+COPY . /workflow/
+RUN mkdir -p /workflow/resources && chmod 0777 /workflow /workflow/resources
 USER 1000:1000
 
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG SOURCE=
+# No git in the image: the revision the image was built from, for provenance records.
+ENV FILTERLENS_GIT_REVISION=${REVISION}
 LABEL org.opencontainers.image.title="filterlens" \
       org.opencontainers.image.description="Feature maps of every filter of torchvision CNNs as PNG frames, lossless AVI and statistics (Snakemake workflow)" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 
-# Default job: the workflow's own config.yaml on all cores. Arguments given to
-# `docker run IMAGE ...` are appended (later options win, e.g. --cores 2).
+# Default job: the workflow's own config.yaml on all cores (profiles/default, when
+# present, is applied by Snakemake itself). Arguments given to `docker run IMAGE ...`
+# are appended, and later options win: `docker run ... IMAGE --cores 2 -n`.
 ENTRYPOINT ["snakemake", "--snakefile", "/workflow/Snakefile", "--directory", "/workflow", "--cores", "all"]
 CMD []
