@@ -44,12 +44,7 @@ image_size() { podman image inspect -f '{{.Size}}' "$1" | numfmt --to=iec --suff
 [ "$(id -u)" = 0 ] || die "run as root (apt, debootstrap and rootful podman)"
 cd "$ROOT"
 
-# The workflow is the core of the repository; without it only the environment
-# can be checked (import smoke test in the env image).
-STANDIN=0
-for f in Snakefile config.yaml "$CONFIG"; do
-  [ -e "$f" ] || { STANDIN=1; log "missing $f: checking the env image only (stand-in run)"; }
-done
+for f in Snakefile config.yaml "$CONFIG"; do [ -e "$f" ] || die "missing $f"; done
 
 # 1. Tools. runc, not crun: crun 1.8 refuses hybrid cgroup v1+v2 hosts.
 need=()
@@ -111,9 +106,9 @@ if [ -f "$ca" ]; then
 fi
 wheel_dirs=()
 for d in ${FILTERLENS_WHEEL_DIRS:-/opt/pypi-more/files /opt/pypi/files /opt/wheels}; do
-  [ -d "$d" ] && { wheel_dirs+=("$d"); vols+=(-v "$d:$d:ro"); }
+  if [ -d "$d" ]; then wheel_dirs+=("$d"); vols+=(-v "$d:$d:ro"); fi
 done
-[ "${#wheel_dirs[@]}" -gt 0 ] && build_args+=(--build-arg "PIP_FIND_LINKS=${wheel_dirs[*]}")
+if [ "${#wheel_dirs[@]}" -gt 0 ]; then build_args+=(--build-arg "PIP_FIND_LINKS=${wheel_dirs[*]}"); fi
 
 build() {  # build TARGET TAG
   local old new
@@ -129,75 +124,65 @@ build() {  # build TARGET TAG
   if [ -n "$old" ] && [ "$old" != "$new" ]; then podman rmi "$old" >/dev/null 2>&1 || true; fi
 }
 build env "$ENV_IMAGE"
-[ "$STANDIN" = 1 ] || build full "$FULL_IMAGE"
+build full "$FULL_IMAGE"
 
-if [ "$STANDIN" = 1 ]; then
-  log "stand-in run: imports in $ENV_IMAGE"
-  tic
-  podman run --rm --network none "$ENV_IMAGE" python -c '
-import os, torch, torchvision, snakemake, numpy, PIL, matplotlib, imageio_ffmpeg, yaml, jsonschema
-print("uid", os.getuid(), "torch", torch.__version__, "torchvision", torchvision.__version__,
-      "snakemake", snakemake.__version__, "ffmpeg", imageio_ffmpeg.get_ffmpeg_version())
-m = torchvision.models.resnet18(weights=None).eval()
-print("resnet18 forward", tuple(m(torch.zeros(1, 3, 64, 64)).shape))'
-  toc "stand-in run"
-else
-  # 5. + 6. Both runs get the same tree: what the full image holds, plus the test configs.
-  rm -rf "$WORK/host" "$WORK/container"
-  mkdir -p "$WORK/host" "$WORK/container/results"
-  cp -a Snakefile config.yaml workflow profiles "$WORK/host/"
-  mkdir -p "$WORK/host/resources" "$WORK/host/tests"
-  cp -a resources/images "$WORK/host/resources/"
-  cp -a tests/configs "$WORK/host/tests/"
-  find "$WORK/host" -name __pycache__ -prune -exec rm -rf {} +
-  chown 1000:1000 "$WORK/container/results"   # the image's default user writes there
+# 5. + 6. Both runs get the same tree: what the full image holds, plus the test configs.
+rm -rf "$WORK/host" "$WORK/container"
+mkdir -p "$WORK/host" "$WORK/container/results"
+for p in Snakefile config.yaml workflow envs profiles; do
+  if [ -e "$p" ]; then cp -a "$p" "$WORK/host/"; fi
+done
+mkdir -p "$WORK/host/resources" "$WORK/host/tests"
+cp -a resources/images "$WORK/host/resources/"
+cp -a tests/configs "$WORK/host/tests/"
+find "$WORK/host" -name __pycache__ -prune -exec rm -rf {} +
+chown 1000:1000 "$WORK/container/results"   # the image's default user writes there
 
-  log "container run: $CONFIG in $FULL_IMAGE"
-  tic
-  podman run --rm --network none \
-    -v "$WORK/container/results:/workflow/results" \
-    -v "$ROOT/tests/configs:/workflow/tests/configs:ro" \
-    "$FULL_IMAGE" --cores "$CORES" --configfile "$CONFIG" > "$WORK/run-container.log" 2>&1 \
-    || { tail -40 "$WORK/run-container.log"; die "workflow in the container (log: $WORK/run-container.log)"; }
-  toc "workflow run (container)"
+log "container run: $CONFIG in $FULL_IMAGE"
+tic
+podman run --rm --network none \
+  -v "$WORK/container/results:/workflow/results" \
+  -v "$ROOT/tests/configs:/workflow/tests/configs:ro" \
+  "$FULL_IMAGE" --cores "$CORES" --configfile "$CONFIG" > "$WORK/run-container.log" 2>&1 \
+  || { tail -40 "$WORK/run-container.log"; die "workflow in the container (log: $WORK/run-container.log)"; }
+toc "workflow run (container)"
 
-  py="${FILTERLENS_HOST_PYTHON:-}"
-  [ -n "$py" ] || { [ -x "$ROOT/.venv/bin/python" ] && py="$ROOT/.venv/bin/python"; } || py=python3
-  log "host run: $CONFIG with $py"
-  tic
-  ( cd "$WORK/host" && PATH="$(dirname "$py"):$PATH" "$py" -m snakemake --cores "$CORES" --configfile "$CONFIG" ) \
-    > "$WORK/run-host.log" 2>&1 \
-    || { tail -40 "$WORK/run-host.log"; die "workflow on the host (log: $WORK/run-host.log)"; }
-  toc "workflow run (host)"
+py="${FILTERLENS_HOST_PYTHON:-}"
+[ -n "$py" ] || { [ -x "$ROOT/.venv/bin/python" ] && py="$ROOT/.venv/bin/python"; } || py=python3
+log "host run: $CONFIG with $py"
+tic
+( cd "$WORK/host" && PATH="$(dirname "$py"):$PATH" "$py" -m snakemake --cores "$CORES" --configfile "$CONFIG" ) \
+  > "$WORK/run-host.log" 2>&1 \
+  || { tail -40 "$WORK/run-host.log"; die "workflow on the host (log: $WORK/run-host.log)"; }
+toc "workflow run (host)"
 
-  # 7. Compare manifests run by run.
-  log "compare MANIFEST.sha256"
-  mapfile -t manifests < <(cd "$WORK/host" && find results -name MANIFEST.sha256 | sort)
-  mapfile -t cmanifests < <(cd "$WORK/container" && find results -name MANIFEST.sha256 | sort)
-  [ "${#manifests[@]}" -gt 0 ] || die "the host run wrote no results/*/*/*/MANIFEST.sha256"
-  [ "${manifests[*]}" = "${cmanifests[*]}" ] || {
-    diff <(printf '%s\n' "${manifests[@]}") <(printf '%s\n' "${cmanifests[@]}") || true
-    die "host and container runs produced different sets of manifests (< host, > container)"
-  }
-  bad=0
-  for m in "${manifests[@]}"; do
-    run_dir=$(dirname "$m")
-    for side in host container; do
-      ( cd "$WORK/$side/$run_dir" && sha256sum --quiet -c MANIFEST.sha256 ) \
-        || { echo "  $side: $m does not match the files next to it"; bad=1; }
-    done
-    if cmp -s "$WORK/host/$m" "$WORK/container/$m"; then
-      echo "  same  $m ($(wc -l < "$WORK/host/$m") files)"
-    else
-      bad=1
-      echo "  DIFF  $m; files whose sha256 differ or exist on one side only:"
-      join -j 2 -a 1 -a 2 -e MISSING -o 0,1.1,2.1 \
-        <(sort -k 2 "$WORK/host/$m") <(sort -k 2 "$WORK/container/$m") \
-        | awk '$2 != $3 { printf "    %s\n      host      %s\n      container %s\n", $1, $2, $3 }'
-    fi
+# 7. Compare manifests run by run.
+log "compare MANIFEST.sha256"
+mapfile -t manifests < <(cd "$WORK/host" && find results -name MANIFEST.sha256 | sort)
+mapfile -t cmanifests < <(cd "$WORK/container" && find results -name MANIFEST.sha256 | sort)
+[ "${#manifests[@]}" -gt 0 ] || die "the host run wrote no results/*/*/*/MANIFEST.sha256"
+[ "${manifests[*]}" = "${cmanifests[*]}" ] || {
+  diff <(printf '%s\n' "${manifests[@]}") <(printf '%s\n' "${cmanifests[@]}") || true
+  die "host and container runs produced different sets of manifests (< host, > container)"
+}
+bad=0
+for m in "${manifests[@]}"; do
+  run_dir=$(dirname "$m")
+  for side in host container; do
+    ( cd "$WORK/$side/$run_dir" && sha256sum --quiet -c MANIFEST.sha256 ) \
+      || { echo "  $side: $m does not match the files next to it"; bad=1; }
   done
-  [ "$bad" = 0 ] || die "container and host results differ"
-fi
+  if cmp -s "$WORK/host/$m" "$WORK/container/$m"; then
+    echo "  same  $m ($(wc -l < "$WORK/host/$m") files)"
+  else
+    bad=1
+    echo "  DIFF  $m; files whose sha256 differ or exist on one side only:"
+    join -j 2 -a 1 -a 2 -e MISSING -o 0,1.1,2.1 \
+      <(sort -k 2 "$WORK/host/$m") <(sort -k 2 "$WORK/container/$m") \
+      | awk '$2 != $3 { printf "    %s\n      host      %s\n      container %s\n", $1, $2, $3 }'
+  fi
+done
+[ "$bad" = 0 ] || die "container and host results differ"
 
 echo
 echo "== timings"
@@ -206,8 +191,4 @@ echo "== images"
 for img in "$BASE_IMAGE" "$ENV_IMAGE" "$FULL_IMAGE"; do
   podman image exists "$img" && printf '  %-40s %s\n' "$img" "$(image_size "$img")"
 done
-if [ "$STANDIN" = 1 ]; then
-  echo "OK (stand-in: env image built and imports work; the workflow is not in this checkout)"
-else
-  echo "OK: ${#manifests[@]} manifests identical between host and container"
-fi
+echo "OK: ${#manifests[@]} manifests identical between host and container"
