@@ -7,7 +7,8 @@
 #   3. a Debian bookworm base image made with debootstrap (no registry needed; cached)
 #   4. `env` and `full` images; local wheel folders are mounted into the build as
 #      --find-links so no gigabytes are downloaded, the host CA bundle for pip
-#   5. tests/configs/tiny.yaml inside the full image, results bind-mounted
+#   5. tests/configs/tiny.yaml inside the full image, results bind-mounted, and in
+#      the env image on a mounted working tree (as Snakemake's container: runs jobs)
 #   6. the same config on the host with the host's Python environment
 #   7. every results/<model>/<image>/<run>/MANIFEST.sha256 must be equal
 #
@@ -126,9 +127,12 @@ build() {  # build TARGET TAG
 build env "$ENV_IMAGE"
 build full "$FULL_IMAGE"
 
-# 5. + 6. Both runs get the same tree: what the full image holds, plus the test configs.
-rm -rf "$WORK/host" "$WORK/container"
-mkdir -p "$WORK/host" "$WORK/container/results"
+# 5. + 6. Every run gets the same tree: what the full image holds, plus the test configs.
+#    full:  the image's own /workflow, results bind-mounted (how users run it)
+#    env:   the env image on a mounted working tree (how Snakemake's container: runs jobs)
+#    host:  this machine's Python environment
+rm -rf "$WORK/host" "$WORK/full" "$WORK/env" "$WORK/container"
+mkdir -p "$WORK/host" "$WORK/full/results"
 for p in Snakefile config.yaml workflow envs profiles; do
   if [ -e "$p" ]; then cp -a "$p" "$WORK/host/"; fi
 done
@@ -136,53 +140,70 @@ mkdir -p "$WORK/host/resources" "$WORK/host/tests"
 cp -a resources/images "$WORK/host/resources/"
 cp -a tests/configs "$WORK/host/tests/"
 find "$WORK/host" -name __pycache__ -prune -exec rm -rf {} +
-chown 1000:1000 "$WORK/container/results"   # the image's default user writes there
+cp -a "$WORK/host" "$WORK/env"
+# the images' default user (uid 1000) writes there
+chown 1000:1000 "$WORK/full/results"
+chown -R 1000:1000 "$WORK/env"
 
-log "container run: $CONFIG in $FULL_IMAGE"
+log "full image: $CONFIG in $FULL_IMAGE"
 tic
 podman run --rm --network none \
-  -v "$WORK/container/results:/workflow/results" \
+  -v "$WORK/full/results:/workflow/results" \
   -v "$ROOT/tests/configs:/workflow/tests/configs:ro" \
-  "$FULL_IMAGE" --cores "$CORES" --configfile "$CONFIG" > "$WORK/run-container.log" 2>&1 \
-  || { tail -40 "$WORK/run-container.log"; die "workflow in the container (log: $WORK/run-container.log)"; }
-toc "workflow run (container)"
+  "$FULL_IMAGE" --cores "$CORES" --configfile "$CONFIG" > "$WORK/run-full.log" 2>&1 \
+  || { tail -40 "$WORK/run-full.log"; die "workflow in the full image (log: $WORK/run-full.log)"; }
+toc "workflow run (full image)"
+
+log "env image: $CONFIG in $ENV_IMAGE on a mounted working tree"
+tic
+podman run --rm --network none -v "$WORK/env:$WORK/env" -w "$WORK/env" \
+  "$ENV_IMAGE" snakemake --cores "$CORES" --configfile "$CONFIG" > "$WORK/run-env.log" 2>&1 \
+  || { tail -40 "$WORK/run-env.log"; die "workflow in the env image (log: $WORK/run-env.log)"; }
+toc "workflow run (env image)"
 
 py="${FILTERLENS_HOST_PYTHON:-}"
 [ -n "$py" ] || { [ -x "$ROOT/.venv/bin/python" ] && py="$ROOT/.venv/bin/python"; } || py=python3
-log "host run: $CONFIG with $py"
+log "host: $CONFIG with $py"
 tic
 ( cd "$WORK/host" && PATH="$(dirname "$py"):$PATH" "$py" -m snakemake --cores "$CORES" --configfile "$CONFIG" ) \
   > "$WORK/run-host.log" 2>&1 \
   || { tail -40 "$WORK/run-host.log"; die "workflow on the host (log: $WORK/run-host.log)"; }
 toc "workflow run (host)"
 
-# 7. Compare manifests run by run.
+# 7. Compare manifests run by run, each image run against the host run.
 log "compare MANIFEST.sha256"
 mapfile -t manifests < <(cd "$WORK/host" && find results -name MANIFEST.sha256 | sort)
-mapfile -t cmanifests < <(cd "$WORK/container" && find results -name MANIFEST.sha256 | sort)
 [ "${#manifests[@]}" -gt 0 ] || die "the host run wrote no results/*/*/*/MANIFEST.sha256"
-[ "${manifests[*]}" = "${cmanifests[*]}" ] || {
-  diff <(printf '%s\n' "${manifests[@]}") <(printf '%s\n' "${cmanifests[@]}") || true
-  die "host and container runs produced different sets of manifests (< host, > container)"
-}
 bad=0
+for side in full env; do
+  mapfile -t other < <(cd "$WORK/$side" && find results -name MANIFEST.sha256 | sort)
+  if [ "${manifests[*]}" != "${other[*]}" ]; then
+    echo "  $side: different set of manifests (< host, > $side):"
+    diff <(printf '%s\n' "${manifests[@]}") <(printf '%s\n' "${other[@]}") | sed 's/^/    /' || true
+    bad=1
+  fi
+done
 for m in "${manifests[@]}"; do
   run_dir=$(dirname "$m")
-  for side in host container; do
+  for side in host full env; do
+    [ -f "$WORK/$side/$m" ] || continue
     ( cd "$WORK/$side/$run_dir" && sha256sum --quiet -c MANIFEST.sha256 ) \
       || { echo "  $side: $m does not match the files next to it"; bad=1; }
   done
-  if cmp -s "$WORK/host/$m" "$WORK/container/$m"; then
-    echo "  same  $m ($(wc -l < "$WORK/host/$m") files)"
-  else
-    bad=1
-    echo "  DIFF  $m; files whose sha256 differ or exist on one side only:"
-    join -j 2 -a 1 -a 2 -e MISSING -o 0,1.1,2.1 \
-      <(sort -k 2 "$WORK/host/$m") <(sort -k 2 "$WORK/container/$m") \
-      | awk '$2 != $3 { printf "    %s\n      host      %s\n      container %s\n", $1, $2, $3 }'
-  fi
+  for side in full env; do
+    [ -f "$WORK/$side/$m" ] || continue
+    if cmp -s "$WORK/host/$m" "$WORK/$side/$m"; then
+      echo "  same  $m ($(wc -l < "$WORK/host/$m") files): host = $side image"
+    else
+      bad=1
+      echo "  DIFF  $m: host != $side image; files whose sha256 differ or exist on one side only:"
+      join -j 2 -a 1 -a 2 -e MISSING -o 0,1.1,2.1 \
+        <(sort -k 2 "$WORK/host/$m") <(sort -k 2 "$WORK/$side/$m") \
+        | awk -v s="$side" '$2 != $3 { printf "    %s\n      host  %s\n      %-5s %s\n", $1, $2, s, $3 }'
+    fi
+  done
 done
-[ "$bad" = 0 ] || die "container and host results differ"
+[ "$bad" = 0 ] || die "image and host results differ"
 
 echo
 echo "== timings"
@@ -191,4 +212,4 @@ echo "== images"
 for img in "$BASE_IMAGE" "$ENV_IMAGE" "$FULL_IMAGE"; do
   podman image exists "$img" && printf '  %-40s %s\n' "$img" "$(image_size "$img")"
 done
-echo "OK: ${#manifests[@]} manifests identical between host and container"
+echo "OK: ${#manifests[@]} manifests identical between host and container (full and env images)"
