@@ -1,8 +1,9 @@
 """The container images build and reproduce a host run bit for bit.
 
 Runs tests/container/build-and-test.sh: podman builds the Dockerfile's `env` and
-`full` targets, the full image runs tests/configs/tiny.yaml, the host runs the same
-config with this Python environment, and every MANIFEST.sha256 must be equal.
+`full` targets, the full image runs tests/configs/tiny.yaml, so does the env image on
+a mounted working tree, the host runs the same config with this Python environment,
+and every MANIFEST.sha256 must be equal.
 Needs root (it installs podman and makes a debootstrap base image on first use).
 Set FILTERLENS_SKIP_CONTAINER=1 to skip it.
 """
