@@ -40,7 +40,7 @@ declare -a TIMINGS=()
 t0=0
 tic() { t0=$(date +%s.%N); }
 toc() { TIMINGS+=("$(awk -v a="$t0" -v b="$(date +%s.%N)" -v n="$1" 'BEGIN { printf "%-28s %7.1f s", n, b - a }')"); }
-image_size() { podman image inspect -f '{{.Size}}' "$1" | numfmt --to=iec --suffix=B; }
+image_size() { podman image inspect -f '{{.Size}}' "$1" | numfmt --to=iec-i --suffix=B; }
 
 [ "$(id -u)" = 0 ] || die "run as root (apt, debootstrap and rootful podman)"
 cd "$ROOT"
