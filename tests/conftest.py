@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "resources/images", "tests/configs")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "profiles", "resources/images", "tests/configs")
 
 
 def copy_workflow(dest: Path) -> Path:

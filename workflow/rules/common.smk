@@ -19,6 +19,12 @@ IMAGES = cfg.expand_images(config["images"])
 RUNS = cfg.resolve_runs(config)
 IMG_SIZE = list(cfg.img_size(config))
 ACTIVATIONS = "results/{model}/{image}/activations"
+
+if config["container"]:
+
+    container: config["container"]
+
+
 RUN_DIR = "results/{model}/{image}/{run}"
 
 

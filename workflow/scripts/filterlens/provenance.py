@@ -41,6 +41,7 @@ def versions() -> dict[str, str]:
 
 
 def git_revision(folder: Path) -> str | None:
+    """The checkout's revision (-dirty when changed); in the image, the one it was built from."""
     try:
         rev = subprocess.run(
             ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
@@ -50,9 +51,9 @@ def git_revision(folder: Path) -> str | None:
             capture_output=True, text=True, timeout=10,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return None
+        return os.environ.get("FILTERLENS_GIT_REVISION")
     if rev.returncode != 0:
-        return None
+        return os.environ.get("FILTERLENS_GIT_REVISION")
     return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
