@@ -1,6 +1,7 @@
 """tools/verify.py: a re-run reproduces a run byte for byte here; slightly perturbed activations
 pass within tolerance, grossly perturbed ones and shifted frames fail."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -74,3 +75,13 @@ def test_frames_more_than_one_level_apart_fail(published, tmp_path):
     two.save(frame)
     result = verify(root / RUN, "--against", str(published.root / RUN))
     assert result.returncode == 1 and "DIFFERS: frames/conv1/0000.png" in result.stdout
+
+
+def test_one_core_and_two_cores_give_identical_bytes(published, tmp_path):
+    single = Workflow(copy_workflow(tmp_path / "single"))
+    single.snakemake("--configfile", "tests/configs/tiny.yaml", "--cores", "1")
+    manifest = "results/resnet18/chelsea/default/MANIFEST.sha256"
+    assert (single.root / manifest).read_text() == (published.root / manifest).read_text()
+    extraction = "results/resnet18/chelsea/activations/extraction.json"
+    threads = [json.loads((wf.root / extraction).read_text())["threads"] for wf in (single, published)]
+    assert threads == [1, 2]  # the extraction really ran with different thread counts
