@@ -69,7 +69,7 @@ def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
 
 def _cell(value) -> str:
     if isinstance(value, float):
-        return repr(value)  # shortest text that round-trips exactly
+        return repr(float(value))  # shortest text that round-trips (numpy floats too)
     return str(value)
 
 
