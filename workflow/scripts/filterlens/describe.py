@@ -1,0 +1,32 @@
+"""Say in words which weights made a picture: every figure, caption and page states it.
+
+`weights_text` reads the `weights` record that extraction writes to extraction.json; captions,
+which are written before any job has run, describe the same record made from the configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+
+def weights_record(config: dict) -> dict:
+    """The `weights` record extraction will write, as far as the configuration tells it."""
+    weights = config["weights"]
+    if weights == "random":
+        return {"kind": "random", "seed": config["seed"]}
+    if weights == "imagenet":
+        return {"kind": "imagenet"}
+    return {"kind": weights, "file": PurePath(weights).name}
+
+
+def weights_text(record: dict, short: bool = False) -> str:
+    """'random weights (seed 0), untrained', 'ImageNet weights (...)' or 'weights from <file>'."""
+    kind = str(record.get("kind", ""))
+    if kind == "random":
+        text = f"random weights (seed {record.get('seed', 0)})"
+        return text if short else text + ": an untrained network, so no learned features"
+    if kind.startswith("imagenet"):
+        detail = kind.partition(":")[2].strip() or "torchvision DEFAULT"
+        return f"ImageNet weights ({detail})"
+    name = record.get("file") or PurePath(kind).name
+    return f"weights from {name}"
