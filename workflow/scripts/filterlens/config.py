@@ -241,3 +241,27 @@ def torchvision_classification_models() -> set[str]:
     for file in models_dir.glob("*.py"):
         names.update(pattern.findall(file.read_text()))
     return names
+
+
+def resolve_compare(config: dict, images: dict[str, str]) -> dict[str, dict]:
+    """`compare` entries, checked: each side names an image under `images` (after folders and
+    globs are expanded) and a torchvision classification model. Weights are global, so both sides
+    always share them: two weight sets cannot be compared in one invocation."""
+    pairs = config.get("compare") or {}
+    known_models = torchvision_classification_models() if pairs else set()
+    for name, pair in pairs.items():
+        for side in ("a", "b"):
+            model, image = pair[side]["model"], pair[side]["image"]
+            if image not in images:
+                raise ConfigError(
+                    f"config key 'compare.{name}.{side}.image': {image!r} is not an image name. "
+                    f"Allowed: {', '.join(images)}"
+                )
+            if model not in known_models:
+                raise ConfigError(
+                    f"config key 'compare.{name}.{side}.model': unknown model {model!r}. Allowed: "
+                    "a torchvision classification model"
+                )
+        if pair["a"] == pair["b"]:
+            raise ConfigError(f"config key 'compare.{name}': a and b are the same model and image")
+    return {name: {side: dict(pair[side]) for side in ("a", "b")} for name, pair in pairs.items()}
