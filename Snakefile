@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/extract.smk"
@@ -16,6 +19,7 @@ include: "workflow/rules/render.smk"
 include: "workflow/rules/video.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/manifest.smk"
+include: "workflow/rules/report.smk"
 
 
 localrules:

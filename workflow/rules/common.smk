@@ -113,7 +113,7 @@ def all_outputs():
         for image in IMAGES
         for run in RUNS
         for path in run_outputs(model, image, run)
-    ]
+    ] + report_outputs()
 
 
 def extract_gpus(wildcards):
@@ -143,6 +143,60 @@ def run_settings(wildcards):
 def config_for_provenance(wildcards):
     """The resolved configuration as it applies to this model and image: adding an image, a
     model or a run leaves the other runs' provenance, and so their jobs, as they are."""
-    skip = ("runs", "images", "models")
+    skip = ("runs", "images", "models", "top_k", "compare")  # the last two: report only
     own = {"model": wildcards.model, "image": IMAGES[wildcards.image]}
     return {key: value for key, value in config.items() if key not in skip} | own
+
+
+# --- report: contact sheets, top filters, per-layer statistics, pages and comparisons ------------
+from filterlens.describe import weights_record, weights_text
+
+COMPARE = cfg.resolve_compare(config, IMAGES)
+WEIGHTS_NOTE = weights_text(weights_record(config))
+SUMMARY_DIR = "results/{model}/{image}"
+PAGE_DIR = "results/report/{model}/{image}"
+VIDEO_CAPTION = workflow.current_basedir.join("../report/video.rst")
+
+
+def report_outputs():
+    pages = [PAGE_DIR.format(model=model, image=image) for model in config["models"] for image in IMAGES]
+    return pages + [f"results/compare/{name}" for name in COMPARE]
+
+
+def run_files(name):
+    """Input function: the file or folder `name` of every run of the model and image, in run order."""
+
+    def get(wildcards):
+        return [f"{RUN_DIR.format(run=run, **wildcards)}/{name}" for run in RUNS]
+
+    return get
+
+
+def report_videos(wildcards):
+    """The runs' videos, marked for the report, which offers them for download."""
+    videos = []
+    for run, settings in RUNS.items():
+        if settings["save_video"]:
+            name = settings["video_filename"]
+            videos.append(report(
+                f"{RUN_DIR.format(run=run, **wildcards)}/{name}",
+                caption=VIDEO_CAPTION,
+                category=f"{wildcards.model} · {wildcards.image}",
+                subcategory="5. Videos",
+                labels={"run": run, "file": name},
+            ))  # fmt: skip
+    return videos
+
+
+def compare_folder(side):
+    """Input function: the activation folder of side a or b of the comparison named by the wildcards."""
+
+    def get(wildcards):
+        pair = COMPARE[wildcards.name][side]
+        return ACTIVATIONS.format(model=pair["model"], image=pair["image"])
+
+    return get
+
+
+def compare_pair(wildcards):
+    return COMPARE[wildcards.name]
