@@ -159,7 +159,11 @@ VIDEO_CAPTION = workflow.current_basedir.join("../report/video.rst")
 
 
 def report_outputs():
-    pages = [PAGE_DIR.format(model=model, image=image) for model in config["models"] for image in IMAGES]
+    pages = [
+        PAGE_DIR.format(model=model, image=image)
+        for model in config["models"]
+        for image in IMAGES
+    ]
     return pages + [f"results/compare/{name}" for name in COMPARE]
 
 

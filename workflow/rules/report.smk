@@ -18,16 +18,16 @@ rule summarize_layers:
             subcategory="4. Layer statistics",
             labels={"file": "table (TSV)"},
         ),
-    params:
-        weights=WEIGHTS_NOTE,
-        code=script_code("summarize_layers"),
-    resources:
-        mem_mb=2000,
-        runtime=20,
     log:
         "logs/summarize_layers/{model}/{image}.log",
     conda:
         "../../envs/filterlens.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        weights=WEIGHTS_NOTE,
+        code=script_code("summarize_layers"),
     script:
         "../scripts/summarize_layers.py"
 
@@ -44,13 +44,13 @@ rule plot_layer_stats:
             subcategory="4. Layer statistics",
             labels={"file": "plot"},
         ),
-    params:
-        weights=WEIGHTS_NOTE,
-        code=script_code("plot_layer_stats"),
     log:
         "logs/plot_layer_stats/{model}/{image}.log",
     conda:
         "../../envs/filterlens.yaml"
+    params:
+        weights=WEIGHTS_NOTE,
+        code=script_code("plot_layer_stats"),
     script:
         "../scripts/plot_layer_stats.py"
 
@@ -66,14 +66,14 @@ rule rank_filters:
             subcategory="3. Top filters",
             labels={"run": "{run}"},
         ),
-    params:
-        top_k=config["top_k"],
-        weights=WEIGHTS_NOTE,
-        code=script_code("rank_filters"),
     log:
         "logs/rank_filters/{model}/{image}/{run}.log",
     conda:
         "../../envs/filterlens.yaml"
+    params:
+        top_k=config["top_k"],
+        weights=WEIGHTS_NOTE,
+        code=script_code("rank_filters"),
     script:
         "../scripts/rank_filters.py"
 
@@ -95,20 +95,20 @@ rule render_sheets:
             subcategory="2. Contact sheets, run {run}",
             labels={"layer": "{layer}"},
         ),
-    params:
-        settings=run_settings,
-        top_k=config["top_k"],
-        weights=WEIGHTS_NOTE,
-        code=script_code("render_sheets"),
-    resources:
-        mem_mb=1000,
-        runtime=20,
     log:
         "logs/render_sheets/{model}/{image}/{run}.log",
     benchmark:
         "benchmarks/render_sheets/{model}/{image}/{run}.tsv"
     conda:
         "../../envs/filterlens.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=20,
+    params:
+        settings=run_settings,
+        top_k=config["top_k"],
+        weights=WEIGHTS_NOTE,
+        code=script_code("render_sheets"),
     script:
         "../scripts/render_sheets.py"
 
@@ -118,18 +118,18 @@ rule make_preview:
         index=f"{RUN_DIR}/frames.tsv",
     output:
         preview=f"{RUN_DIR}/preview.webp",
-    params:
-        fps=run_setting("fps"),
-        code=script_code("make_preview"),
-    resources:
-        mem_mb=500,
-        runtime=30,
     log:
         "logs/make_preview/{model}/{image}/{run}.log",
     benchmark:
         "benchmarks/make_preview/{model}/{image}/{run}.tsv"
     conda:
         "../../envs/filterlens.yaml"
+    resources:
+        mem_mb=500,
+        runtime=30,
+    params:
+        fps=run_setting("fps"),
+        code=script_code("make_preview"),
     script:
         "../scripts/make_preview.py"
 
@@ -153,15 +153,15 @@ rule write_page:
             subcategory="1. Overview",
             labels={"model": "{model}", "image": "{image}"},
         ),
+    log:
+        "logs/write_page/{model}/{image}.log",
+    conda:
+        "../../envs/filterlens.yaml"
     params:
         runs=list(RUNS),
         settings=RUNS,
         weights=WEIGHTS_NOTE,
         code=script_code("write_page"),
-    log:
-        "logs/write_page/{model}/{image}.log",
-    conda:
-        "../../envs/filterlens.yaml"
     script:
         "../scripts/write_page.py"
 
@@ -181,18 +181,18 @@ rule compare_activations:
             subcategory="{name}",
             labels={"layer": "{layer}"},
         ),
+    log:
+        "logs/compare_activations/{name}.log",
     wildcard_constraints:
         name=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    conda:
+        "../../envs/filterlens.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=20,
     params:
         pair=compare_pair,
         weights=WEIGHTS_NOTE,
         code=script_code("compare_activations"),
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    log:
-        "logs/compare_activations/{name}.log",
-    conda:
-        "../../envs/filterlens.yaml"
     script:
         "../scripts/compare_activations.py"
