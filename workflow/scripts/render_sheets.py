@@ -19,7 +19,6 @@ log = logging.getLogger("filterlens")
 
 def main(smk):
     p = smk.params
-    s = p.settings
     run_dir = Path(smk.input.index).parent
     maps = Path(smk.input.maps)
     info = json.loads((maps / "extraction.json").read_text())
@@ -28,12 +27,12 @@ def main(smk):
     for row in read_tsv(smk.input.scales):
         scales.setdefault(row["layer"], []).append((float(row["low"]), float(row["high"])))
     top = top_marks(read_tsv(smk.input.top))
-    lut = sheets.GRAY if s["save_16bit"] else np.load(smk.input.palette)
-    cdfs = np.load(smk.input.equalization) if s["use_hist_eq"] else None
+    lut = sheets.GRAY if p.save_16bit else np.load(smk.input.palette)
+    cdfs = np.load(smk.input.equalization) if p.hist_eq else None
     weights = weights_text(info["weights"], short=True)
-    style = f"cmap {s['cmap']}" if not s["save_16bit"] else "16-bit grayscale frames"
-    if s["overlay_on_image"]:
-        style += f", blended over the input (alpha {s['overlay_alpha']:g})"
+    style = f"cmap {p.cmap}" if not p.save_16bit else "16-bit grayscale frames"
+    if p.overlay:
+        style += f", blended over the input (alpha {p.alpha:g})"
 
     with atomic_dir(smk.output.sheets) as out:
         for layer, frames in sheets.frames_by_layer(read_tsv(smk.input.index)).items():
@@ -48,11 +47,10 @@ def main(smk):
                     f"{len(frames)} filters of {shape['module']} ({shape['type']}), maps "
                     f"{shape['height']}x{shape['width']}, tiles {grid.tile[0]}x{grid.tile[1]} "
                     f"from {size[0]}x{size[1]} frames · {weights}",
-                    f"run {smk.wildcards.run}: normalization {s['normalization_mode']}, {style}",
+                    f"run {smk.wildcards.run}: normalization {p.mode}, {style}",
                 ],
                 scale=sheets.scale_for(
-                    s["normalization_mode"], layer, lows, highs, lut, s["clip_percentiles"],
-                    None if cdfs is None else cdfs[layer],
+                    p.mode, layer, lows, highs, lut, p.clip, None if cdfs is None else cdfs[layer]
                 ),
                 top=top.get(layer, {}),
                 top_k=p.top_k,
