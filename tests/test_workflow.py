@@ -158,7 +158,7 @@ def test_only_what_changed_reruns(workflow_copy):
     assert not heavy & set(jobs) and jobs["render_frames"] == 2 and "encode_video" in jobs
 
     jobs = wf.dry_run_jobs(*tiny, "--config", "fps=7")
-    assert set(jobs) == {"encode_video", "write_manifest", "all"}
+    assert set(jobs) == {"encode_video", "write_manifest", "make_preview", "write_page", "all"}
 
     jobs = wf.dry_run_jobs(*tiny, "--config", "normalization_mode=global")
     assert "normalize_maps" in jobs and not {"fetch_weights", "extract_activations"} & set(jobs)
