@@ -15,12 +15,11 @@ from __future__ import annotations
 import io
 import math
 import struct
-from functools import lru_cache
 from typing import Iterable, Iterator
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from .sheets import font, tile
+from .sheets import text_mask, tile
 
 MAX_SIDE = 112
 MIN_SIDE = 32
@@ -43,20 +42,11 @@ def preview_frame(frame: Image.Image, size: tuple[int, int], layer: str, index: 
     image = Image.new("RGB", (size[0], size[1] + BAND), (20, 20, 20))
     image.paste(tile(frame, size))
     x = 3
-    for text in (layer, f" #{index}"):
-        mask = _text_mask(text)
+    for text in (layer, f" #{index}"):  # thousands of frames share a few dozen label parts
+        mask = text_mask(text, 10)
         image.paste((240, 240, 240), (x, size[1] + (BAND - mask.height) // 2), mask)
         x += mask.width
     return image
-
-
-@lru_cache(maxsize=4096)
-def _text_mask(text: str) -> Image.Image:
-    """`text` drawn once as an alpha mask: thousands of frames share a few dozen labels."""
-    left, top, right, bottom = font(10).getbbox(text)
-    mask = Image.new("L", (right, bottom - top + 1))
-    ImageDraw.Draw(mask).text((0, -top), text, font=font(10), fill=255)
-    return mask
 
 
 def still_webp(image: Image.Image) -> bytes:
