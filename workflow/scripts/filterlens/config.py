@@ -204,9 +204,10 @@ def expand_images(images: dict[str, str], basedir: str | os.PathLike = ".") -> d
             expanded[_add(expanded, name, spec)] = spec
             continue
         if not files:
+            what = "is a folder with no image file in it" if path.is_dir() else "matches no image file"
             raise ConfigError(
-                f"config key 'images.{name}': {spec!r} matches no image file "
-                f"({', '.join(IMAGE_SUFFIXES)})"
+                f"config key 'images.{name}': {spec!r} {what} (looked for "
+                f"{', '.join(IMAGE_SUFFIXES)}; sub-folders are not searched)"
             )
         for file in files:
             label = f"{name}_{_NAME.sub('-', file.stem)}"
