@@ -20,6 +20,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+class ModelError(ValueError):
+    """A model that cannot be built or run as configured; the message says why and what to do."""
+
+
+class DeviceError(RuntimeError):
+    """The configured device is not available."""
+
+
 class LayerSelectionError(ValueError):
     """A layer pattern that selects nothing usable; the message lists the selectable layers."""
 
@@ -53,7 +61,7 @@ def build_model(name: str, state_dict: dict | None = None, seed: int = 0) -> nn.
             model.load_state_dict(state_dict, strict=True)
         except RuntimeError as err:
             first = str(err).strip().splitlines()
-            raise ValueError(
+            raise ModelError(
                 f"the checkpoint does not fit torchvision's {name}: {' '.join(first[:3])[:600]}"
             ) from None
     return model.eval()
@@ -64,7 +72,7 @@ def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config key 'device' is cuda but no CUDA GPU is visible; use auto or cpu")
+        raise DeviceError("config key 'device' is cuda but no CUDA GPU is visible; use auto or cpu")
     return torch.device(device)
 
 
