@@ -57,14 +57,36 @@ def build_model(name: str, state_dict: dict | None = None, seed: int = 0) -> nn.
     torch.manual_seed(seed)
     model = torchvision.models.get_model(name, weights=None)
     if state_dict is not None:
+        expected = model.state_dict()
         try:
             model.load_state_dict(state_dict, strict=True)
         except RuntimeError as err:
-            first = str(err).strip().splitlines()
-            raise ModelError(
-                f"the checkpoint does not fit torchvision's {name}: {' '.join(first[:3])[:600]}"
-            ) from None
+            raise ModelError(_misfit(name, err, expected, state_dict)) from None
     return model.eval()
+
+
+def _misfit(name: str, err: RuntimeError, expected: dict, state_dict: dict) -> str:
+    """Why a checkpoint does not load: how many tensor names differ, else PyTorch's first lines."""
+    needed = [key for key in expected if not key.endswith("num_batches_tracked")]  # optional
+    missing = [key for key in needed if key not in state_dict]
+    unknown = [key for key in state_dict if key not in expected]
+    if not (missing or unknown):
+        first = " ".join(line.strip() for line in str(err).strip().splitlines()[:3])
+        return f"the checkpoint does not fit torchvision's {name}: {first[:600]}"
+    hint = ""
+    if len(missing) > len(needed) // 2:
+        hint = " It looks like a checkpoint of another architecture."
+    return (
+        f"the checkpoint does not fit torchvision's {name}: {len(missing)} of the model's "
+        f"{len(needed)} tensors are missing from it ({_some(missing)}) and {len(unknown)} of its "
+        f"{len(state_dict)} tensors are unknown to the model ({_some(unknown)}).{hint}"
+    )
+
+
+def _some(keys: list[str], n: int = 3) -> str:
+    if not keys:
+        return "none"
+    return ", ".join(keys[:n]) + (f", ... {len(keys) - n} more" if len(keys) > n else "")
 
 
 def pick_device(device: str) -> torch.device:
