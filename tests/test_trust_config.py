@@ -54,7 +54,10 @@ BAD = {
     "weights_mirror-scheme": ("weights_mirror", {"weights_mirror": "ftp://mirror.example/"}),
     "weights_mirror-bare-host": ("weights_mirror", {"weights_mirror": "mirror.example"}),
     "weights_checksums-number": ("weights_checksums", {"weights_checksums": 5}),
+    "weights_checksums-missing-file": ("weights_checksums", {"weights_checksums": "no/such.sha256"}),
+    "weights_checksums-not-sha256sum": ("weights_checksums", {"weights_checksums": "config.yaml"}),
     "seed-negative": ("seed", {"seed": -1}),
+    "seed-too-large": ("seed", {"seed": 2**64}),
     "seed-float": ("seed", {"seed": 1.5}),
     "device-unknown": ("device", {"device": "tpu"}),
     # images: names become folders under results/, files must exist
@@ -151,6 +154,16 @@ def test_the_tiny_config_itself_passes():
     """The refusals above are about the one bad value: the base they modify is valid."""
     config = start_up()
     assert config["img_size"] == [64, 48]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"weights_checksums": "workflow/checksums/weights.sha256"}, {"seed": 2**64 - 1},
+     {"img_size": [16, 4096]}, {"clip_percentiles": [0, 100]}, {"fps": 1000},
+     {"runs": {"a.b-c_1": {"fps": 0.5}}}, {"images": {"set": "resources/images"}}],
+)  # fmt: skip
+def test_values_at_the_limits_pass(values):
+    start_up(**values)
 
 
 def test_every_schema_key_has_a_refused_bad_value():
