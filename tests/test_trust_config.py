@@ -89,7 +89,7 @@ BAD = {
     "img_size-zero-width": ("img_size", {"img_size": [0, 224]}),
     "img_size-one-item": ("img_size", {"img_size": [224]}),
     "img_size-three-items": ("img_size", {"img_size": [224, 224, 3]}),
-    "img_size-string": ("img_size", {"img_size": "224"}),
+    "img_size-string": ("img_size", {"img_size": "large"}),
     "img_size-float": ("img_size", {"img_size": 224.5}),
     # rendering
     "resample-unknown": ("resample", {"resample": "bicubic"}),
@@ -105,12 +105,12 @@ BAD = {
     "clip_percentiles-string": ("clip_percentiles", {"clip_percentiles": "1,99"}),
     "use_hist_eq-string": ("use_hist_eq", {"use_hist_eq": "yes"}),
     "save_16bit-number": ("save_16bit", {"save_16bit": 1}),
-    "overlay_on_image-string": ("overlay_on_image", {"overlay_on_image": "true"}),
+    "overlay_on_image-string": ("overlay_on_image", {"overlay_on_image": "on"}),
     "overlay_alpha-above-1": ("overlay_alpha", {"overlay_alpha": 1.5}),
     "overlay_alpha-negative": ("overlay_alpha", {"overlay_alpha": -0.1}),
     "show_legend-null": ("show_legend", {"show_legend": None}),
     "show_raw_stats-string": ("show_raw_stats", {"show_raw_stats": "no"}),
-    "save_video-string": ("save_video", {"save_video": "false"}),
+    "save_video-string": ("save_video", {"save_video": "off"}),
     "save_16bit-with-overlay": ("save_16bit", {"save_16bit": True, "overlay_on_image": True}),
     "save_16bit-with-legend": ("show_legend", {"save_16bit": True, "show_legend": True}),
     # video
@@ -123,7 +123,7 @@ BAD = {
     "fps-zero": ("fps", {"fps": 0}),
     "fps-negative": ("fps", {"fps": -5}),
     "fps-absurd": ("fps", {"fps": 1e6}),
-    "fps-string": ("fps", {"fps": "10"}),
+    "fps-string": ("fps", {"fps": "ten"}),
     # runs: names become folders under results/, values override rendering keys only
     "runs-not-a-mapping": ("runs", {"runs": ["a", "b"]}),
     "runs-name-parent": ("runs", {"runs": {"../x": {}}}),
