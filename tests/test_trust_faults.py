@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 import pytest
@@ -39,6 +41,16 @@ SKIP = {"provenance.json", ".snakemake_timestamp"}  # machine facts and Snakemak
 def new_workflow(tmp_path_factory, name: str) -> tuple[Workflow, Path]:
     wf = Workflow(copy_workflow(tmp_path_factory.mktemp(name) / "wf"))
     return wf, wf.write_config(**FAULT_CONFIG)
+
+
+def extracted_workflow(tmp_path_factory, name: str, done: Path) -> tuple[Workflow, Path]:
+    """A copy of the finished reference folder without its run: the activations are there, the
+    rendering is all to do (as if the run had been stopped after extraction). Saves the scenarios
+    the torch start-up; the activations are not what they test."""
+    root = tmp_path_factory.mktemp(name) / "wf"
+    shutil.copytree(done, root, symlinks=True)
+    shutil.rmtree(root / RUN)
+    return Workflow(root), root / "test.yaml"
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -113,23 +125,29 @@ def group_alive(pgid: int) -> list[psutil.Process]:
     return alive
 
 
+class Reference(NamedTuple):
+    files: dict[str, str]  # relative path -> sha256, as snapshot() gives
+    root: Path  # the finished workflow folder
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The uninterrupted run every scenario must match, byte for byte."""
     wf, config = new_workflow(tmp_path_factory, "reference")
     wf.snakemake("--configfile", str(config))
     assert_manifest_holds(wf.root / RUN)
-    return snapshot(wf.root)
+    return Reference(snapshot(wf.root), wf.root)
 
 
 def test_reference_run_is_complete(reference):
-    frames = [p for p in reference if p.startswith(f"{RUN}/frames/")]
+    frames = [p for p in reference.files if p.startswith(f"{RUN}/frames/")]
     assert len(frames) == 64 + 512
-    assert f"{RUN}/MANIFEST.sha256" in reference and f"{RUN}/activations.avi" in reference
+    assert f"{RUN}/MANIFEST.sha256" in reference.files
+    assert f"{RUN}/activations.avi" in reference.files
 
 
 def test_killed_render_job_leaves_nothing_trusted_and_rerun_matches(tmp_path_factory, reference):
-    wf, config = new_workflow(tmp_path_factory, "kill-job")
+    wf, config = extracted_workflow(tmp_path_factory, "kill-job", reference.root)
     proc, out = start(wf, "--configfile", str(config))
     try:
         wait_for_frames(proc, wf.root / PARTIAL, 50)
@@ -148,12 +166,12 @@ def test_killed_render_job_leaves_nothing_trusted_and_rerun_matches(tmp_path_fac
     assert "render_frames" in wf.dry_run_jobs("--configfile", str(config))
     wf.snakemake("--configfile", str(config), "--rerun-incomplete")
     assert leftovers(wf.root) == []
-    assert snapshot(wf.root) == reference
+    assert snapshot(wf.root) == reference.files
     assert_manifest_holds(wf.root / RUN)
 
 
 def test_killed_snakemake_needs_unlock_then_rerun_matches(tmp_path_factory, reference):
-    wf, config = new_workflow(tmp_path_factory, "kill-snakemake")
+    wf, config = extracted_workflow(tmp_path_factory, "kill-snakemake", reference.root)
     proc, out = start(wf, "--configfile", str(config))
     try:
         wait_for_frames(proc, wf.root / PARTIAL, 50)
@@ -174,7 +192,7 @@ def test_killed_snakemake_needs_unlock_then_rerun_matches(tmp_path_factory, refe
     wf.snakemake("--configfile", str(config), "--unlock")
     wf.snakemake("--configfile", str(config), "--rerun-incomplete")
     assert leftovers(wf.root) == []
-    assert snapshot(wf.root) == reference
+    assert snapshot(wf.root) == reference.files
     assert_manifest_holds(wf.root / RUN)
 
 
@@ -202,7 +220,7 @@ def small_disk(tmp_path):
 def test_full_disk_during_rendering_is_a_clear_error_and_rerun_matches(
     tmp_path_factory, reference, small_disk
 ):
-    wf, config = new_workflow(tmp_path_factory, "disk-full")
+    wf, config = extracted_workflow(tmp_path_factory, "disk-full", reference.root)
     run_dir = small_disk(wf.root / RUN)  # activations fit (elsewhere); the frames do not
     failed = wf.snakemake("--configfile", str(config), check=False)
     assert failed.returncode != 0
@@ -224,4 +242,4 @@ def test_full_disk_during_rendering_is_a_clear_error_and_rerun_matches(
     subprocess.run(["mount", "-o", "remount,size=64m", str(run_dir)], check=True)
     wf.snakemake("--configfile", str(config), "--rerun-incomplete")
     assert leftovers(wf.root) == []
-    assert snapshot(wf.root) == reference
+    assert snapshot(wf.root) == reference.files
