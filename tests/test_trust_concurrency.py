@@ -140,7 +140,8 @@ def test_nolock_lets_a_second_run_make_the_same_files_at_once(tmp_path_factory):
         second = wf.snakemake(
             f"{IMAGE_DIR}/activations", "--nolock", "--configfile", str(config), check=False
         )
-        assert job.status() == psutil.STATUS_STOPPED  # the first run's job was unfinished throughout
+        # The first run's job was unfinished throughout.
+        assert job.status() == psutil.STATUS_STOPPED
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)

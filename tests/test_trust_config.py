@@ -54,7 +54,10 @@ BAD = {
     "weights_mirror-scheme": ("weights_mirror", {"weights_mirror": "ftp://mirror.example/"}),
     "weights_mirror-bare-host": ("weights_mirror", {"weights_mirror": "mirror.example"}),
     "weights_checksums-number": ("weights_checksums", {"weights_checksums": 5}),
-    "weights_checksums-missing-file": ("weights_checksums", {"weights_checksums": "no/such.sha256"}),
+    "weights_checksums-missing-file": (
+        "weights_checksums",
+        {"weights_checksums": "no/such.sha256"},
+    ),
     "weights_checksums-not-sha256sum": ("weights_checksums", {"weights_checksums": "config.yaml"}),
     "seed-negative": ("seed", {"seed": -1}),
     "seed-too-large": ("seed", {"seed": 2**64}),
@@ -134,10 +137,19 @@ BAD = {
     "runs-key-not-overridable": ("runs.a", {"runs": {"a": {"models": ["alexnet"]}}}),
     "runs-fps-zero": ("runs.a.fps", {"runs": {"a": {"fps": 0}}}),
     "runs-cmap-unknown": ("runs.a.cmap", {"runs": {"a": {"cmap": "no_such_colormap"}}}),
-    "runs-video-subfolder": ("runs.a.video_filename", {"runs": {"a": {"video_filename": "x/y.avi"}}}),
+    "runs-video-subfolder": (
+        "runs.a.video_filename",
+        {"runs": {"a": {"video_filename": "x/y.avi"}}},
+    ),
     "runs-percentiles": ("runs.a.clip_percentiles", {"runs": {"a": {"clip_percentiles": [9, 1]}}}),
-    "runs-normalization": ("runs.a.normalization_mode", {"runs": {"a": {"normalization_mode": "x"}}}),
-    "runs-16bit-overlay": ("runs.a.save_16bit", {"runs": {"a": {"save_16bit": True, "overlay_on_image": True}}}),
+    "runs-normalization": (
+        "runs.a.normalization_mode",
+        {"runs": {"a": {"normalization_mode": "x"}}},
+    ),
+    "runs-16bit-overlay": (
+        "runs.a.save_16bit",
+        {"runs": {"a": {"save_16bit": True, "overlay_on_image": True}}},
+    ),
     # anything else
     "unknown-key": ("colour_map", {"colour_map": "magma"}),
     "container-number": ("container", {"container": 5}),

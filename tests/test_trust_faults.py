@@ -56,7 +56,9 @@ def extracted_workflow(tmp_path_factory, name: str, done: Path) -> tuple[Workflo
 def snapshot(root: Path) -> dict[str, str]:
     """relative path -> sha256 of every file under results/ (hidden ones included)."""
     files = sorted(p for p in (root / "results").rglob("*") if p.is_file() and p.name not in SKIP)
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+    }
 
 
 def assert_manifest_holds(run_dir: Path) -> None:
@@ -224,10 +226,10 @@ def test_full_disk_during_rendering_is_a_clear_error_and_rerun_matches(
     run_dir = small_disk(wf.root / RUN)  # activations fit (elsewhere); the frames do not
     failed = wf.snakemake("--configfile", str(config), check=False)
     assert failed.returncode != 0
-    assert (
-        "Error in rule render_frames: no space left on the device while writing "
-        f"{RUN}/frames/"
-    ) in failed.stderr
+    message = (
+        f"Error in rule render_frames: no space left on the device while writing {RUN}/frames/"
+    )
+    assert message in failed.stderr
     assert "Free some space" in failed.stderr
     assert "Traceback" not in failed.stderr
     assert leftovers(wf.root) == []

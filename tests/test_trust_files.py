@@ -90,7 +90,9 @@ def test_running_out_of_storage_is_a_clean_error(code, words):
 
 
 def test_storage_error_names_the_file_when_known():
-    message = clean_message(disk_full("results/m/i/activations/.x.tmp"), ["results/m/i/activations"])
+    message = clean_message(
+        disk_full("results/m/i/activations/.x.tmp"), ["results/m/i/activations"]
+    )
     assert "while writing results/m/i/activations/.x.tmp" in message
 
 

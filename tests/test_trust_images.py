@@ -61,8 +61,14 @@ def test_missing_file_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("resources/images/dog.png", "config key 'images.pet': file 'resources/images/dog.png' does not exist"),
-        ("resources/empty", "config key 'images.pet': 'resources/empty' is a folder with no image file"),
+        (
+            "resources/images/dog.png",
+            "config key 'images.pet': file 'resources/images/dog.png' does not exist",
+        ),
+        (
+            "resources/empty",
+            "config key 'images.pet': 'resources/empty' is a folder with no image file",
+        ),
     ],
     ids=["missing-file", "empty-folder"],
 )
@@ -94,7 +100,9 @@ def bomb_png(width: int, height: int) -> bytes:
     """A real decompression bomb: a valid grayscale PNG of zeros, tiny on disk."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     packer = zlib.compressobj(9)
     row = b"\0" * (width + 1)  # filter byte + pixels
@@ -133,7 +141,9 @@ def bad_run(tmp_path_factory):
     (fake / "__init__.py").write_text(FAKE_TORCH)
     folder = wf.root / "resources/bad"
     reasons = bad_images(folder)
-    config = wf.write_config(images={"bad": "resources/bad", "chelsea": "resources/images/chelsea.png"})
+    config = wf.write_config(
+        images={"bad": "resources/bad", "chelsea": "resources/images/chelsea.png"}
+    )
     env = {**os.environ, "PYTHONPATH": str(fake.parent)}
     result = wf.snakemake("--keep-going", "--configfile", str(config), check=False, env=env)
     return wf, reasons, result
@@ -148,7 +158,9 @@ def test_bad_images_fail_the_run(bad_run):
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize("image", ["bad_empty", "bad_page", "bad_half", "bad_twothirds", "bad_bomb"])
+@pytest.mark.parametrize(
+    "image", ["bad_empty", "bad_page", "bad_half", "bad_twothirds", "bad_bomb"]
+)
 def test_bad_image_message_names_file_and_reason(bad_run, image):
     wf, reasons, result = bad_run
     files = cfg.expand_images({"bad": "resources/bad"}, wf.root)
