@@ -9,6 +9,7 @@ reuses its ReLU) gives one map per call, named like torchvision's FX feature ext
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,12 +58,33 @@ def build_model(name: str, state_dict: dict | None = None, seed: int = 0) -> nn.
     torch.manual_seed(seed)
     model = torchvision.models.get_model(name, weights=None)
     if state_dict is not None:
+        state_dict = _renamed_keys(name, state_dict)
         expected = model.state_dict()
         try:
             model.load_state_dict(state_dict, strict=True)
         except RuntimeError as err:
             raise ModelError(_misfit(name, err, expected, state_dict)) from None
     return model.eval()
+
+
+# torchvision's published DenseNet checkpoints keep the old key names `norm.1`, `conv.2`, ...,
+# which torchvision's own loader renames (densenet._load_state_dict); plain load_state_dict
+# would refuse them.
+_OLD_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+    r"([12]\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+)
+
+
+def _renamed_keys(name: str, state_dict: dict) -> dict:
+    """The checkpoint's keys as the model names them (only DenseNet ever needs it)."""
+    if not name.startswith("densenet"):
+        return state_dict
+    renamed = {}
+    for key, value in state_dict.items():
+        match = _OLD_DENSENET_KEY.match(key)
+        renamed[match.group(1) + match.group(2) if match else key] = value
+    return renamed
 
 
 def _misfit(name: str, err: RuntimeError, expected: dict, state_dict: dict) -> str:
