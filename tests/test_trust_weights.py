@@ -25,8 +25,6 @@ import pytest
 
 from conftest import LoopbackServer, Workflow, copy_workflow
 
-pytestmark = pytest.mark.workflow
-
 FILES = {
     "resnet18": "resnet18-f37072fd.pth",
     "alexnet": "alexnet-owt-7be5be79.pth",
@@ -123,11 +121,13 @@ def mirror_run(tmp_path_factory):
     }  # fmt: skip
 
 
+@pytest.mark.workflow
 def test_mirror_run_fails(mirror_run):
     assert mirror_run["first"].returncode != 0
     assert mirror_run["second"].returncode != 0
 
 
+@pytest.mark.workflow
 def test_checksum_mismatch_keeps_nothing(mirror_run):
     wf, err = mirror_run["wf"], mirror_run["first"].stderr
     got = sha256((wf.root.parent / "served" / FILES["alexnet"]).read_bytes())  # the tampered copy
@@ -139,6 +139,7 @@ def test_checksum_mismatch_keeps_nothing(mirror_run):
     assert not (wf.root / "results/alexnet").exists()
 
 
+@pytest.mark.workflow
 def test_truncated_download_keeps_nothing(mirror_run):
     wf, err = mirror_run["wf"], mirror_run["first"].stderr
     assert mirror_run["hits"][f"/{FILES['squeezenet1_1']}"] == 1
@@ -150,6 +151,7 @@ def test_truncated_download_keeps_nothing(mirror_run):
     assert not (wf.root / "results/squeezenet1_1").exists()
 
 
+@pytest.mark.workflow
 def test_unverified_file_in_place_is_left_untouched_and_not_trusted(mirror_run):
     wf, err = mirror_run["wf"], mirror_run["first"].stderr
     assert f"/{FILES['mobilenet_v3_small']}" not in mirror_run["hits"]  # never downloaded over it
@@ -163,6 +165,7 @@ def test_unverified_file_in_place_is_left_untouched_and_not_trusted(mirror_run):
     assert not (wf.root / "results/mobilenet_v3_small").exists()
 
 
+@pytest.mark.workflow
 def test_pickle_payload_is_refused_and_never_runs(mirror_run):
     wf, err = mirror_run["wf"], mirror_run["first"].stderr
     assert not mirror_run["marker"].exists()
@@ -175,6 +178,7 @@ def test_pickle_payload_is_refused_and_never_runs(mirror_run):
     assert not (wf.root / "results/resnet18/chelsea/activations").exists()
 
 
+@pytest.mark.workflow
 def test_verified_file_altered_later_is_refused(mirror_run):
     wf, err = mirror_run["wf"], mirror_run["second"].stderr
     assert (
@@ -186,6 +190,7 @@ def test_verified_file_altered_later_is_refused(mirror_run):
     assert not (wf.root / "results/resnet18/chelsea/activations").exists()
 
 
+@pytest.mark.workflow
 def test_checkpoint_for_another_architecture_is_refused(workflow_copy):
     """The same file loads for its own architecture (control) and is refused for resnet18."""
     import torch
@@ -213,3 +218,25 @@ def test_checkpoint_for_another_architecture_is_refused(workflow_copy):
     assert "does not fit torchvision's resnet18" in log and "Traceback" not in log
     assert not (wf.root / "results/resnet18/chelsea/activations").exists()
     assert (wf.root / "results/squeezenet1_1/chelsea/activations/layers.tsv").exists()
+
+
+def test_densenet_checkpoint_with_torchvision_old_key_names_loads():
+    """torchvision's published DenseNet files name keys `norm.1`, `conv.2`, ... (no
+    num_batches_tracked); torchvision renames them when it loads them, and so must we."""
+    import torch
+    import torchvision
+
+    from filterlens.models import build_model
+
+    torch.manual_seed(1)
+    state = torchvision.models.densenet121(weights=None).state_dict()
+    published = {
+        re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", key): value
+        for key, value in state.items()
+        if not key.endswith("num_batches_tracked")
+    }
+    assert "features.denseblock1.denselayer1.norm.1.weight" in published
+    model = build_model("densenet121", published, seed=2)
+    loaded = model.state_dict()
+    kept = [key for key in state if not key.endswith("num_batches_tracked")]
+    assert all(torch.equal(loaded[key], state[key]) for key in kept)
