@@ -35,7 +35,7 @@ def main(smk):
     try:
         result = models.capture(model, x, p.layers, p.max_filters)
     except RuntimeError as err:
-        raise ValueError(
+        raise models.ModelError(
             f"{smk.wildcards.model} cannot run on an image of img_size {p.img_size}: "
             f"{str(err).splitlines()[0]}. Use a larger img_size."
         ) from None

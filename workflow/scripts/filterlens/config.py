@@ -143,6 +143,7 @@ def check(config: dict, basedir: str | os.PathLike = ".") -> None:
             f"config key 'weights': {weights!r} is neither imagenet, random, nor an existing "
             f"state-dict file (looked in {Path(basedir).resolve()})"
         )
+    _check_checksums(config.get("weights_checksums"), Path(basedir))
     for run, settings in resolve_runs(config).items():
         where = "" if run == DEFAULT_RUN and not config["runs"] else f"runs.{run}."
         if settings["cmap"] not in matplotlib.colormaps:
@@ -164,6 +165,22 @@ def check(config: dict, basedir: str | os.PathLike = ".") -> None:
                         "other: 16-bit frames are data, so they carry no overlay or legend. "
                         f"Set one of them to false."
                     )
+
+
+def _check_checksums(sums: str | None, basedir: Path) -> None:
+    """A site checksum file must exist and be in sha256sum format."""
+    from .weights import WeightsError, known_hashes  # noqa: PLC0415
+
+    if sums is None:
+        return
+    if not (basedir / sums).is_file():
+        raise ConfigError(
+            f"config key 'weights_checksums': {sums!r} is not a file (looked in {basedir.resolve()})"
+        )
+    try:
+        known_hashes(basedir / sums)
+    except (WeightsError, OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config key 'weights_checksums': {err}") from None
 
 
 def resolve_runs(config: dict) -> dict[str, dict]:
@@ -204,9 +221,12 @@ def expand_images(images: dict[str, str], basedir: str | os.PathLike = ".") -> d
             expanded[_add(expanded, name, spec)] = spec
             continue
         if not files:
+            what = "matches no image file"
+            if path.is_dir():
+                what = "is a folder with no image file in it"
             raise ConfigError(
-                f"config key 'images.{name}': {spec!r} matches no image file "
-                f"({', '.join(IMAGE_SUFFIXES)})"
+                f"config key 'images.{name}': {spec!r} {what} (looked for "
+                f"{', '.join(IMAGE_SUFFIXES)}; sub-folders are not searched)"
             )
         for file in files:
             label = f"{name}_{_NAME.sub('-', file.stem)}"

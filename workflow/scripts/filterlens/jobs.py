@@ -6,6 +6,7 @@ job with its message alone; anything else keeps its traceback for a bug report.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import time
@@ -24,10 +25,33 @@ def run_job(main, snakemake) -> None:
     try:
         main(snakemake)
     except Exception as err:  # noqa: BLE001 - reported, then the job fails
-        if type(err).__module__.startswith("filterlens"):
-            log.error("%s", err)
-            print(f"Error in rule {snakemake.rule}: {err}", file=sys.stderr)
+        message = clean_message(err, list(snakemake.output))
+        if message:
+            log.error("%s", message)
+            print(f"Error in rule {snakemake.rule}: {message}", file=sys.stderr)
         else:
             log.exception("unexpected error")
         sys.exit(1)
     log.info("done in %.2f s", time.perf_counter() - started)
+
+
+# Storage that ran out: not a bug, and every package write is atomic, so nothing half-written stays.
+_STORAGE_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file size limit exceeded",
+}
+
+
+def clean_message(err: Exception, outputs: list[str] = ()) -> str | None:
+    """The message to show for an expected failure, or None for a bug (keep its traceback)."""
+    if type(err).__module__.startswith("filterlens"):
+        return str(err)
+    if isinstance(err, OSError) and err.errno in _STORAGE_ERRORS:
+        where = err.filename or ", ".join(map(str, outputs))
+        return (
+            f"{_STORAGE_ERRORS[err.errno]}{f' while writing {where}' if where else ''} "
+            f"({errno.errorcode[err.errno]}). The unfinished output of this step was removed. "
+            "Free some space (or move results/ to a larger disk) and run the workflow again."
+        )
+    return None

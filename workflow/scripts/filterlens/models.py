@@ -9,6 +9,7 @@ reuses its ReLU) gives one map per call, named like torchvision's FX feature ext
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +19,14 @@ from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelError(ValueError):
+    """A model that cannot be built or run as configured; the message says why and what to do."""
+
+
+class DeviceError(RuntimeError):
+    """The configured device is not available."""
 
 
 class LayerSelectionError(ValueError):
@@ -49,14 +58,57 @@ def build_model(name: str, state_dict: dict | None = None, seed: int = 0) -> nn.
     torch.manual_seed(seed)
     model = torchvision.models.get_model(name, weights=None)
     if state_dict is not None:
+        state_dict = _renamed_keys(name, state_dict)
+        expected = model.state_dict()
         try:
             model.load_state_dict(state_dict, strict=True)
         except RuntimeError as err:
-            first = str(err).strip().splitlines()
-            raise ValueError(
-                f"the checkpoint does not fit torchvision's {name}: {' '.join(first[:3])[:600]}"
-            ) from None
+            raise ModelError(_misfit(name, err, expected, state_dict)) from None
     return model.eval()
+
+
+# torchvision's published DenseNet checkpoints keep the old key names `norm.1`, `conv.2`, ...,
+# which torchvision's own loader renames (densenet._load_state_dict); plain load_state_dict
+# would refuse them.
+_OLD_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+    r"([12]\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+)
+
+
+def _renamed_keys(name: str, state_dict: dict) -> dict:
+    """The checkpoint's keys as the model names them (only DenseNet ever needs it)."""
+    if not name.startswith("densenet"):
+        return state_dict
+    renamed = {}
+    for key, value in state_dict.items():
+        match = _OLD_DENSENET_KEY.match(key)
+        renamed[match.group(1) + match.group(2) if match else key] = value
+    return renamed
+
+
+def _misfit(name: str, err: RuntimeError, expected: dict, state_dict: dict) -> str:
+    """Why a checkpoint does not load: how many tensor names differ, else PyTorch's first lines."""
+    needed = [key for key in expected if not key.endswith("num_batches_tracked")]  # optional
+    missing = [key for key in needed if key not in state_dict]
+    unknown = [key for key in state_dict if key not in expected]
+    if not (missing or unknown):
+        first = " ".join(line.strip() for line in str(err).strip().splitlines()[:3])
+        return f"the checkpoint does not fit torchvision's {name}: {first[:600]}"
+    hint = ""
+    if len(missing) > len(needed) // 2:
+        hint = " It looks like a checkpoint of another architecture."
+    return (
+        f"the checkpoint does not fit torchvision's {name}: {len(missing)} of the model's "
+        f"{len(needed)} tensors are missing from it ({_some(missing)}) and {len(unknown)} of its "
+        f"{len(state_dict)} tensors are unknown to the model ({_some(unknown)}).{hint}"
+    )
+
+
+def _some(keys: list[str], n: int = 3) -> str:
+    if not keys:
+        return "none"
+    return ", ".join(keys[:n]) + (f", ... {len(keys) - n} more" if len(keys) > n else "")
 
 
 def pick_device(device: str) -> torch.device:
@@ -64,7 +116,7 @@ def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config key 'device' is cuda but no CUDA GPU is visible; use auto or cpu")
+        raise DeviceError("config key 'device' is cuda but no CUDA GPU is visible; use auto or cpu")
     return torch.device(device)
 
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 TORCHVISION_BASE = "https://download.pytorch.org/models/"
 KNOWN_HASHES_FILE = Path(__file__).resolve().parents[2] / "checksums" / "weights.sha256"
 _PREFIX = re.compile(r"-([a-f0-9]{6,64})\.[A-Za-z0-9]+$")
+_SUM_LINE = re.compile(r"^([0-9a-fA-F]{64})\s+\*?(\S.*?)\s*$")
 
 
 class WeightsError(RuntimeError):
@@ -29,12 +30,17 @@ class WeightsError(RuntimeError):
 
 
 def known_hashes(path: str | Path = KNOWN_HASHES_FILE) -> dict[str, str]:
-    """file name -> full SHA-256, from a sha256sum-style file."""
+    """file name -> full SHA-256, from a sha256sum-style file; refuse lines of any other form."""
     hashes = {}
-    for line in Path(path).read_text().splitlines():
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         if line.strip() and not line.startswith("#"):
-            digest, name = line.split(maxsplit=1)
-            hashes[name.lstrip("*").strip()] = digest.lower()
+            match = _SUM_LINE.match(line.strip())
+            if not match:
+                raise WeightsError(
+                    f"{path} line {number} is not '<64 hex digits>  <file name>' (sha256sum "
+                    f"format): {line.strip()[:120]!r}"
+                )
+            hashes[match.group(2)] = match.group(1).lower()
     return hashes
 
 

@@ -1,0 +1,188 @@
+"""Trust: bad input images are refused early and clearly, and leave no output behind.
+
+A path that is missing, or a folder without images, is refused at start-up by the config check.
+A file that exists but is no usable image (empty, text, truncated, a decompression bomb) fails its
+extraction job before any model work, with a message naming the file and the reason, on
+Snakemake's stderr and in the job's log, and leaves no activations behind. Each kind of bad file is
+unit-tested in test_images.py; here a representative set goes through the real workflow.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import REPO, Workflow, copy_workflow
+from filterlens import config as cfg
+
+# --- start-up: what an `images` entry may name ------------------------------------------------
+
+
+def test_folder_with_images_is_an_image_set(tmp_path):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for name in ("b cat.png", "a.JPG", "notes.txt"):
+        (folder / name).write_bytes(b"x")
+    (folder / "nested").mkdir()
+    (folder / "nested" / "c.png").write_bytes(b"x")
+    assert cfg.expand_images({"shot": "shots"}, tmp_path) == {
+        "shot_a": "shots/a.JPG",
+        "shot_b-cat": "shots/b cat.png",
+    }
+
+
+def test_empty_folder_is_refused(tmp_path):
+    (tmp_path / "shots").mkdir()
+    with pytest.raises(cfg.ConfigError, match=r"'images.shot': 'shots' is a folder with no image"):
+        cfg.expand_images({"shot": "shots"}, tmp_path)
+
+
+def test_folder_without_image_files_is_refused(tmp_path):
+    (tmp_path / "shots").mkdir()
+    (tmp_path / "shots" / "readme.txt").write_text("no images here")
+    (tmp_path / "shots" / "sub").mkdir()
+    (tmp_path / "shots" / "sub" / "a.png").write_bytes(b"x")
+    with pytest.raises(cfg.ConfigError, match="sub-folders are not searched"):
+        cfg.expand_images({"shot": "shots"}, tmp_path)
+
+
+def test_missing_file_is_refused(tmp_path):
+    with pytest.raises(cfg.ConfigError, match=r"'images.cat': file 'cat.png' does not exist"):
+        cfg.expand_images({"cat": "cat.png"}, tmp_path)
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (
+            "resources/images/dog.png",
+            "config key 'images.pet': file 'resources/images/dog.png' does not exist",
+        ),
+        (
+            "resources/empty",
+            "config key 'images.pet': 'resources/empty' is a folder with no image file",
+        ),
+    ],
+    ids=["missing-file", "empty-folder"],
+)
+def test_snakemake_refuses_the_image_at_start_up(workflow_copy, spec, message):
+    (workflow_copy.root / "resources/empty").mkdir()
+    config = workflow_copy.write_config(images={"pet": spec})
+    result = workflow_copy.snakemake("-n", "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert "Building DAG of jobs" not in result.stdout + result.stderr
+    assert not (workflow_copy.root / "results").exists()
+
+
+# --- extraction: files that exist but are no usable image -------------------------------------
+
+# A stand-in for torch: a job that imports it leaves a marker named after its image, then fails.
+# So the test sees which extraction jobs got as far as model work.
+FAKE_TORCH = """
+import __main__
+from pathlib import Path
+image = __main__.snakemake.wildcards.image
+(Path(__file__).resolve().parents[1] / "imported").mkdir(exist_ok=True)
+(Path(__file__).resolve().parents[1] / "imported" / image).touch()
+raise ImportError("torch is replaced by a stand-in in this test")
+"""
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A real decompression bomb: a valid grayscale PNG of zeros, tiny on disk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    packer = zlib.compressobj(9)
+    row = b"\0" * (width + 1)  # filter byte + pixels
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def bad_images(folder: Path) -> dict[str, str]:
+    """Write one file per kind of bad input; return image name -> the reason its refusal gives."""
+    folder.mkdir(parents=True)
+    cat = Image.open(REPO / "resources/images/chelsea.png").convert("RGB")
+    jpeg, png = io.BytesIO(), io.BytesIO()
+    cat.save(jpeg, format="JPEG", quality=90)
+    cat.save(png, format="PNG")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "page.jpg").write_text("<html><body>404 Not Found</body></html>\n")
+    (folder / "half.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    (folder / "twothirds.png").write_bytes(png.getvalue()[: len(png.getvalue()) * 2 // 3])
+    (folder / "bomb.png").write_bytes(bomb_png(8000, 8000))  # 64 MP, 60 kB on disk
+    return {
+        "bad_empty": "file is empty (0 bytes)",
+        "bad_page": "content is not an image format Pillow can read (it starts with plain text",
+        "bad_half": "image data is truncated or corrupt",
+        "bad_twothirds": "image data is truncated or corrupt",
+        "bad_bomb": "image is 8000x8000 = 64,000,000 pixels, over the limit of 50,000,000 pixels",
+    }
+
+
+@pytest.fixture(scope="module")
+def bad_run(tmp_path_factory):
+    """One run over a folder of bad images (plus chelsea as a control), with --keep-going."""
+    wf = Workflow(copy_workflow(tmp_path_factory.mktemp("bad-images") / "wf"))
+    fake = wf.root.parent / "fake" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(FAKE_TORCH)
+    folder = wf.root / "resources/bad"
+    reasons = bad_images(folder)
+    config = wf.write_config(
+        images={"bad": "resources/bad", "chelsea": "resources/images/chelsea.png"}
+    )
+    env = {**os.environ, "PYTHONPATH": str(fake.parent)}
+    result = wf.snakemake("--keep-going", "--configfile", str(config), check=False, env=env)
+    return wf, reasons, result
+
+
+@pytest.mark.workflow
+def test_bad_images_fail_the_run(bad_run):
+    wf, reasons, result = bad_run
+    assert result.returncode != 0
+    for image in reasons:
+        assert f"logs/extract_activations/resnet18/{image}.log" in result.stderr
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(
+    "image", ["bad_empty", "bad_page", "bad_half", "bad_twothirds", "bad_bomb"]
+)
+def test_bad_image_message_names_file_and_reason(bad_run, image):
+    wf, reasons, result = bad_run
+    files = cfg.expand_images({"bad": "resources/bad"}, wf.root)
+    expected = f"{files[image]}: {reasons[image]}"
+    assert f"Error in rule extract_activations: {expected}" in result.stderr  # what the user sees
+    log = (wf.root / f"logs/extract_activations/resnet18/{image}.log").read_text()
+    assert expected in log
+    assert "Traceback" not in log  # a refusal, not a crash
+
+
+@pytest.mark.workflow
+def test_bad_images_are_refused_before_any_model_work(bad_run):
+    """Only the control image got as far as importing torch."""
+    wf, reasons, result = bad_run
+    imported = wf.root.parent / "fake" / "imported"
+    assert sorted(p.name for p in imported.iterdir()) == ["chelsea"]
+
+
+@pytest.mark.workflow
+def test_bad_images_leave_no_output(bad_run):
+    wf, reasons, result = bad_run
+    for image in reasons:
+        folder = wf.root / "results/resnet18" / image
+        leftovers = [p for p in folder.rglob("*")] if folder.exists() else []
+        assert leftovers == [], f"{image} left {leftovers}"
