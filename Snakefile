@@ -22,11 +22,17 @@ include: "workflow/rules/manifest.smk"
 include: "workflow/rules/report.smk"
 
 
+# Downloads, and steps too small to be worth a cluster submission, run where Snakemake runs.
 localrules:
     all,
     fetch_weights,
     make_palette,
     index_frames,
+    encode_video,
+    write_manifest,
+    plot_layer_stats,
+    rank_filters,
+    write_page,
 
 
 rule all:

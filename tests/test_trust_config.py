@@ -153,6 +153,11 @@ BAD = {
     # anything else
     "unknown-key": ("colour_map", {"colour_map": "magma"}),
     "container-number": ("container", {"container": 5}),
+    # report
+    "top_k-zero": ("top_k", {"top_k": 0}),
+    "top_k-text": ("top_k", {"top_k": "many"}),
+    "compare-missing-side": ("compare.x", {"compare": {"x": {"a": {"model": "resnet18", "image": "chelsea"}}}}),
+    "compare-escaping-name": ("compare", {"compare": {"../x": {}}}),
 }
 
 

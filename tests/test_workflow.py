@@ -241,3 +241,12 @@ def test_config_yaml_is_valid_as_shipped():
     resolved = cfg.validate(shipped, cfg.load_schema(REPO / "workflow/schemas/config.schema.yaml"))
     cfg.check(resolved, REPO)
     assert resolved["models"] == ["alexnet", "resnet18"] and resolved["weights"] == "imagenet"
+
+
+def test_a_config_file_replaces_the_shipped_images_and_runs(workflow_copy):
+    wf = workflow_copy
+    mine = wf.write_config("mine.yaml", images={"coffee": "resources/images/coffee.png"})
+    jobs = wf.dry_run_wildcards("--configfile", str(mine), "--config", "runs={a: {}, b: {fps: 3}}")
+    images = {w.split("image=")[1].split(",")[0] for _, w in jobs if "image=" in w}
+    runs = {w.split("run=")[1].split(",")[0] for _, w in jobs if "run=" in w}
+    assert images == {"coffee"} and runs == {"a", "b"}

@@ -9,6 +9,11 @@ from filterlens.codedigest import code_digest
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
+cfg.replace_mappings(
+    config,
+    [cfg.load_yaml(path) for path in workflow.config_settings.configfiles]
+    + [dict(workflow.config_settings.config)],
+)
 config.update(
     cfg.validate(
         config, cfg.load_schema(workflow.source_path("../schemas/config.schema.yaml"))

@@ -9,8 +9,6 @@ rule write_manifest:
         provenance=f"{RUN_DIR}/provenance.json",
     log:
         "logs/write_manifest/{model}/{image}/{run}.log",
-    group:
-        "finish"
     conda:
         "../../envs/filterlens.yaml"
     params:

@@ -6,8 +6,6 @@ rule aggregate_stats:
         table=f"{RUN_DIR}/activation_stats.tsv",
     log:
         "logs/aggregate_stats/{model}/{image}/{run}.log",
-    group:
-        "finish"
     conda:
         "../../envs/filterlens.yaml"
     resources:

@@ -10,8 +10,6 @@ rule encode_video:
         "benchmarks/encode_video/{model}/{image}/{run}/{video}.tsv"
     wildcard_constraints:
         video=r"[A-Za-z0-9][A-Za-z0-9_.-]*\.avi",
-    group:
-        "finish"
     conda:
         "../../envs/filterlens.yaml"
     resources:

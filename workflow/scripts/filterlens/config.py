@@ -43,8 +43,28 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | os.PathLike) -> dict:
+    return load_yaml(path)
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        return yaml.safe_load(fh) or {}
+
+
+# Mappings that a later config replaces instead of extending.
+REPLACED_MAPPINGS = ("images", "runs", "compare")
+
+
+def replace_mappings(config: dict, overrides: list[dict]) -> None:
+    """Let `--configfile` and `--config` replace `images`, `runs` and `compare` wholesale.
+
+    Snakemake merges nested mappings, so a config file with its own `images` would also get the
+    shipped sample image, and `runs` could never shrink; for these keys the last one given wins.
+    """
+    for override in overrides:
+        for key in REPLACED_MAPPINGS:
+            if key in override:
+                config[key] = copy.deepcopy(override[key])
 
 
 def validate(config: dict, schema: dict) -> dict:
@@ -79,6 +99,13 @@ def _coerce(value, node: dict, schema: dict):
     types = [types] if isinstance(types, str) else types
     if isinstance(value, list) and "array" in types and "items" in node:
         return [_coerce(item, node["items"], schema) for item in value]
+    if isinstance(value, dict) and "object" in types:
+        props, extra = node.get("properties", {}), node.get("additionalProperties")
+        return {
+            k: _coerce(v, props[k], schema) if k in props
+            else _coerce(v, extra, schema) if isinstance(extra, dict) else v
+            for k, v in value.items()
+        }  # fmt: skip
     if not isinstance(value, str):
         return value
     text = value.strip().lower()
