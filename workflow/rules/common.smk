@@ -6,6 +6,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from filterlens import config as cfg
 from filterlens.codedigest import code_digest
+from filterlens.describe import weights_record, weights_text
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
@@ -24,13 +25,16 @@ IMAGES = cfg.expand_images(config["images"])
 RUNS = cfg.resolve_runs(config)
 IMG_SIZE = list(cfg.img_size(config))
 ACTIVATIONS = "results/{model}/{image}/activations"
+RUN_DIR = "results/{model}/{image}/{run}"
+SUMMARY_DIR = "results/{model}/{image}"
+PAGE_DIR = "results/report/{model}/{image}"
+COMPARE = cfg.resolve_compare(config, IMAGES)
+WEIGHTS_NOTE = weights_text(weights_record(config))
+VIDEO_CAPTION = workflow.current_basedir.join("../report/video.rst")
 
 if config["container"]:
 
     container: config["container"]
-
-
-RUN_DIR = "results/{model}/{image}/{run}"
 
 
 wildcard_constraints:
@@ -133,12 +137,11 @@ def extract_mem_mb(wildcards, attempt):
 
 
 def manifest_data(wildcards):
-    """A run's data outputs besides frames and activations: statistics and the video."""
+    """A run's data outputs besides frames and activations: statistics, index and video."""
     run_dir = RUN_DIR.format(**wildcards)
-    stats = [f"{run_dir}/activation_stats.txt", f"{run_dir}/activation_stats.tsv"]
-    return (
-        stats + [f"{run_dir}/frames.tsv"] + list(filter(None, [video_file(wildcards)]))
-    )
+    names = ("activation_stats.txt", "activation_stats.tsv", "frames.tsv")
+    video = video_file(wildcards)
+    return [f"{run_dir}/{name}" for name in names] + ([video] if video else [])
 
 
 def run_settings(wildcards):
@@ -151,16 +154,6 @@ def config_for_provenance(wildcards):
     skip = ("runs", "images", "models", "top_k", "compare")  # the last two: report only
     own = {"model": wildcards.model, "image": IMAGES[wildcards.image]}
     return {key: value for key, value in config.items() if key not in skip} | own
-
-
-# --- report: contact sheets, top filters, per-layer statistics, pages and comparisons ------------
-from filterlens.describe import weights_record, weights_text
-
-COMPARE = cfg.resolve_compare(config, IMAGES)
-WEIGHTS_NOTE = weights_text(weights_record(config))
-SUMMARY_DIR = "results/{model}/{image}"
-PAGE_DIR = "results/report/{model}/{image}"
-VIDEO_CAPTION = workflow.current_basedir.join("../report/video.rst")
 
 
 def report_outputs():
