@@ -35,9 +35,10 @@ def main(smk):
     try:
         result = models.capture(model, x, p.layers, p.max_filters)
     except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        hint = ". Use a larger img_size." if "size" in first.lower() else ""
         raise models.ModelError(
-            f"{smk.wildcards.model} cannot run on an image of img_size {p.img_size}: "
-            f"{str(err).splitlines()[0]}. Use a larger img_size."
+            f"{smk.wildcards.model} failed on an image of img_size {p.img_size}: {first}{hint}"
         ) from None
     categories = models.default_weights(smk.wildcards.model).meta.get("categories")
     predictions = models.top_predictions(result.logits, categories)
