@@ -97,15 +97,20 @@ def test_run_needing_files_another_run_is_making_is_refused(first_and_refused):
     assert manifest_holds(wf.root / IMAGE_DIR / "a")
 
 
+def own_outputs(run: str) -> str:
+    return f"{IMAGE_DIR}/{run}/MANIFEST.sha256"
+
+
 def test_runs_with_disjoint_outputs_run_at_once_and_match(first_and_refused):
     """With the activations made, runs c and d share only inputs: d runs from start to end while
     a render job of c is unfinished (frozen)."""
     wf, configs, *_ = first_and_refused
-    third, third_log = start(wf, "--configfile", str(configs["c"]))
+    # each asks for its own run's outputs: the report page of the image is shared by all runs
+    third, third_log = start(wf, "--configfile", str(configs["c"]), "--", own_outputs("c"))
     try:
         job = job_holding(third, "logs/render_frames/resnet18/chelsea/c/conv1.log")
         job.suspend()
-        fourth = wf.snakemake("--configfile", str(configs["d"]), check=False)
+        fourth = wf.snakemake("--configfile", str(configs["d"]), "--", own_outputs("d"), check=False)
         unfinished = job.status() == psutil.STATUS_STOPPED
         job.resume()
         third_rc = third.wait(timeout=600)
