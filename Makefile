@@ -12,7 +12,7 @@ env: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -qq --require-hashes --no-deps -r requirements.lock
 	touch $@
 
 # Debian packages the tests drive: headless Chromium opens the HTML report.
