@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import shutil
 import subprocess
 import sys
 import threading
@@ -12,23 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "profiles", "resources/images", "tests/configs")
-
-
-def copy_workflow(dest: Path) -> Path:
-    """A scratch copy of the workflow (own .snakemake metadata, own results)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, target)
-    return dest
-
+from filterlens.checkout import REPO, copy_workflow  # noqa: F401 - tests import both from here
 
 class Workflow:
     """A scratch copy of the workflow and a way to run Snakemake in it."""

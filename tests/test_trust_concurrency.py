@@ -64,25 +64,52 @@ def leftovers(root: Path) -> list[str]:
     return [p.name for p in (root / "results").rglob("*") if p.name.endswith((".partial", ".tmp"))]
 
 
+def beside_frozen_run(wf: Workflow, first: list[str], job_log: str | None, second: list[str]):
+    """Start Snakemake with `first` and freeze it (SIGSTOP) midway: once the job writing `job_log`
+    runs, or, with `job_log` None, the whole run once it holds its locks (a short job could end
+    before it is seen). Run Snakemake with `second` to the end, then let the first finish.
+
+    Returns (second's result, whether the first was still frozen then, first's exit code and output).
+    """
+    proc, log = start(wf, *first)
+    try:
+        frozen = job_holding(proc, job_log) if job_log else holding_locks(wf, proc)
+        frozen.suspend()
+        result = wf.snakemake(*second, check=False)
+        unfinished = frozen.status() == psutil.STATUS_STOPPED
+        frozen.resume()
+        rc = proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return result, unfinished, rc, log.read_text()
+
+
+def holding_locks(wf: Workflow, proc: subprocess.Popen, timeout: float = 120) -> psutil.Process:
+    """The Snakemake process `proc`, once it has written its locks (.snakemake/locks/)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any((wf.root / ".snakemake" / "locks").glob("*")):
+            return psutil.Process(proc.pid)
+        assert proc.poll() is None, "snakemake ended before it locked anything"
+        time.sleep(0.01)
+    raise AssertionError("snakemake wrote no lock")
+
+
 @pytest.fixture(scope="module")
 def first_and_refused(tmp_path_factory):
     """Run `a` from scratch; while its extraction job is unfinished (frozen), run `b`, which
     needs the same activations."""
     wf = Workflow(copy_workflow(tmp_path_factory.mktemp("concurrency") / "wf"))
     configs = {name: wf.write_config(f"{name}.yaml", runs={name: {}}) for name in "abcd"}
-    first, first_log = start(wf, "--configfile", str(configs["a"]))
-    try:
-        job = job_holding(first, "logs/extract_activations/resnet18/chelsea.log")
-        job.suspend()
-        second = wf.snakemake("--configfile", str(configs["b"]), check=False)
-        unfinished = job.status() == psutil.STATUS_STOPPED
-        job.resume()
-        first_rc = first.wait(timeout=600)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait()
-    return wf, configs, first_rc, first_log.read_text(), second, unfinished
+    second, unfinished, first_rc, first_out = beside_frozen_run(
+        wf,
+        ["--configfile", str(configs["a"])],
+        "logs/extract_activations/resnet18/chelsea.log",
+        ["--configfile", str(configs["b"])],
+    )
+    return wf, configs, first_rc, first_out, second, unfinished
 
 
 def test_run_needing_files_another_run_is_making_is_refused(first_and_refused):
@@ -103,24 +130,18 @@ def own_outputs(run: str) -> str:
 
 def test_runs_with_disjoint_outputs_run_at_once_and_match(first_and_refused):
     """With the activations made, runs c and d share only inputs: d runs from start to end while
-    a render job of c is unfinished (frozen)."""
+    run c, holding its locks, is unfinished (frozen)."""
     wf, configs, *_ = first_and_refused
     # each asks for its own run's outputs: the report page of the image is shared by all runs
-    third, third_log = start(wf, "--configfile", str(configs["c"]), "--", own_outputs("c"))
-    try:
-        job = job_holding(third, "logs/render_frames/resnet18/chelsea/c/conv1.log")
-        job.suspend()
-        fourth = wf.snakemake("--configfile", str(configs["d"]), "--", own_outputs("d"), check=False)
-        unfinished = job.status() == psutil.STATUS_STOPPED
-        job.resume()
-        third_rc = third.wait(timeout=600)
-    finally:
-        if third.poll() is None:
-            os.killpg(third.pid, signal.SIGKILL)
-            third.wait()
+    fourth, unfinished, third_rc, third_out = beside_frozen_run(
+        wf,
+        ["--configfile", str(configs["c"]), "--", own_outputs("c")],
+        None,
+        ["--configfile", str(configs["d"]), "--", own_outputs("d")],
+    )
     assert unfinished
     assert fourth.returncode == 0, fourth.stderr[-3000:]
-    assert third_rc == 0, third_log.read_text()[-3000:]
+    assert third_rc == 0, third_out[-3000:]
     assert "render_frames" in fourth.stderr  # d did its own rendering
     # Same settings under three names: three byte-identical, self-consistent results.
     manifests = {run: (wf.root / IMAGE_DIR / run / "MANIFEST.sha256").read_bytes() for run in "acd"}

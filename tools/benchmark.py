@@ -24,8 +24,10 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+
+from filterlens.checkout import copy_workflow  # noqa: E402
 IMAGE = "resources/images/chelsea.png"  # the default config's image
-COPY = ("Snakefile", "config.yaml", "workflow", "envs", "resources/images")
 
 NAIVE = r'''
 import sys, time, subprocess
@@ -103,11 +105,7 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="filterlens-bench-"))
     try:
-        work = scratch / "workflow"
-        for name in COPY:
-            target = work / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, target)
+        work = copy_workflow(scratch / "workflow")
         snakemake = [
             sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--quiet",
             "--config", "weights=random", f"models=[{args.model}]", f"img_size={args.size}",

@@ -25,9 +25,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
+from filterlens.checkout import copy_workflow  # noqa: E402
 from filterlens.verify import DEFAULT_RTOL, compare_runs  # noqa: E402
 
-COPY = ("Snakefile", "config.yaml", "workflow", "envs")
 
 
 def rerun_config(run_dir: Path) -> tuple[dict, Path]:
@@ -46,8 +46,7 @@ def rerun_config(run_dir: Path) -> tuple[dict, Path]:
 
 def rerun(run_dir: Path, scratch: Path, cores: int) -> Path:
     config, root = rerun_config(run_dir)
-    for name in COPY:
-        (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, scratch / name)
+    copy_workflow(scratch)
     published_weights = root / "resources" / "weights"
     if config["weights"] == "imagenet" and published_weights.is_dir():
         shutil.copytree(published_weights, scratch / "resources" / "weights")

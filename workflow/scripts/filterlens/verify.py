@@ -10,7 +10,6 @@ levels for RGB frames), and everything else exactly.
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 from dataclasses import dataclass, field
@@ -19,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .files import sha256_file
+from .files import read_tsv, sha256_file
 
 DEFAULT_RTOL = 1e-4
+STAT_VALUES = ("min", "max", "mean", "std")
 
 
 @dataclass
@@ -100,19 +100,14 @@ def close_arrays(a: Path, b: Path, rtol: float, _lut=None) -> tuple[bool, str]:
 
 
 def close_stats(a: Path, b: Path, rtol: float, _lut=None) -> tuple[bool, str]:
-    rows_a, rows_b = _read_rows(a), _read_rows(b)
-    if [r[:2] for r in rows_a] != [r[:2] for r in rows_b]:
+    rows_a, rows_b = read_tsv(a), read_tsv(b)
+    if [(r["layer"], r["filter"]) for r in rows_a] != [(r["layer"], r["filter"]) for r in rows_b]:
         return False, "different layers or filters"
-    x = np.array([[float(v) for v in r[2:6]] for r in rows_a])
-    y = np.array([[float(v) for v in r[2:6]] for r in rows_b])
+    x = np.array([[float(r[c]) for c in STAT_VALUES] for r in rows_a])
+    y = np.array([[float(r[c]) for c in STAT_VALUES] for r in rows_b])
     scale = max(np.abs(x).max(), np.abs(y).max(), np.finfo(np.float32).tiny)
     err = np.abs(x - y).max() / scale
     return err <= rtol, f"max relative difference {err:.3g} (tolerance {rtol:g})"
-
-
-def _read_rows(path: Path) -> list[list[str]]:
-    with open(path, newline="") as fh:
-        return list(csv.reader(fh, delimiter="\t"))[1:]
 
 
 def close_frames(a: Path, b: Path, _rtol, lut=None) -> tuple[bool, str]:
