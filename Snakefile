@@ -16,9 +16,7 @@ include: "workflow/rules/weights.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/normalize.smk"
 include: "workflow/rules/render.smk"
-include: "workflow/rules/video.smk"
-include: "workflow/rules/stats.smk"
-include: "workflow/rules/manifest.smk"
+include: "workflow/rules/finish.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -27,12 +25,6 @@ localrules:
     all,
     fetch_weights,
     make_palette,
-    index_frames,
-    encode_video,
-    write_manifest,
-    plot_layer_stats,
-    rank_filters,
-    write_page,
 
 
 rule all:

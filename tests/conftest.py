@@ -49,6 +49,7 @@ class Workflow:
         out = self.snakemake("-n", *args).stdout
         jobs, rule = [], None
         for line in out.splitlines():
+            line = line.strip()  # jobs of a group are listed indented
             if line.startswith(("rule ", "checkpoint ", "localrule ")):
                 rule = line.split()[1].rstrip(":")
                 jobs.append((rule, ""))

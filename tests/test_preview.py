@@ -23,17 +23,24 @@ def test_animation_round_trip():
         assert np.abs(pixels - color).max() < 24  # lossy, but the right color
 
 
-def test_preview_frame_has_a_label_band():
-    frame = Image.fromarray(np.full((224, 224), 255, np.uint8), "P")
-    frame.putpalette(bytes(range(256)) * 3)
-    shown = preview.preview_frame(frame, (112, 112), "layer1.0.conv1", 7)
-    assert shown.size == (112, 112 + preview.BAND)
-    band = np.asarray(shown)[112:]
+def test_a_sheet_frame_fits_the_preview_and_names_its_layer():
+    tall = Image.new("RGB", (300, 1200), (0, 0, 255))
+    shown = preview.sheet_frame(tall, "layer1.0.conv1")
+    assert shown.size == (preview.SIDE, preview.SIDE + preview.BAND)
+    pixels = np.asarray(shown)
+    blue = (pixels[: preview.SIDE] == (0, 0, 255)).all(axis=2)
+    rows, cols = np.nonzero(blue)
+    assert rows.min() == 0 and rows.max() == preview.SIDE - 1  # shrunk to fit, aspect kept
+    assert abs((cols.max() - cols.min() + 1) - preview.SIDE / 4) <= 1  # centred, 1:4
+    band = pixels[preview.SIDE :]
     assert band.max() > 200 and band.min() < 40  # light text on a dark band
 
 
-def test_preview_size_is_a_whole_factor_and_shrinks_with_many_frames():
-    assert preview.preview_size((224, 224), 4800) == (112, 112)
-    assert preview.preview_size((64, 48), 8) == (64, 48)
-    w, h = preview.preview_size((224, 224), 30000)
-    assert w == h and 224 % (224 // w) == 0 and w < 112
+def test_the_preview_shows_each_sheet_for_the_same_time():
+    frames = [preview.sheet_frame(Image.new("RGB", (40, 40), c), "x") for c in COLORS]
+    image = Image.open(io.BytesIO(preview.preview_webp(frames)))
+    assert image.n_frames == len(COLORS)
+    for i in range(len(COLORS)):
+        image.seek(i)
+        image.load()
+        assert image.info["duration"] == preview.DURATION_MS

@@ -5,7 +5,6 @@ import pytest
 from PIL import Image
 
 from filterlens import sheets
-from filterlens.files import read_tsv, write_tsv
 
 LUT = np.stack([np.arange(256), 255 - np.arange(256), np.full(256, 60)], axis=1).astype(np.uint8)
 
@@ -17,29 +16,25 @@ def palette_frame(level: int, size=(64, 48)) -> Image.Image:
 
 
 @pytest.fixture
-def run_dir(tmp_path):
-    """Frames of two layers and a frames.tsv that lists layer a's filters out of numeric order."""
-    rows = []
-    for layer, filters in (("a", [3, 0, 4, 1, 2, 6, 5]), ("b", [0, 1])):
-        (tmp_path / "frames" / layer).mkdir(parents=True)
-        for f in filters:
-            path = f"frames/{layer}/{f:04d}.png"
-            palette_frame(level=30 * f + (100 if layer == "b" else 0)).save(tmp_path / path)
-            rows.append((len(rows), layer, f, path))
-    write_tsv(tmp_path / "frames.tsv", ("frame", "layer", "filter", "path"), rows)
-    return tmp_path
+def layers():
+    """Frames of two layers, layer a's filters out of numeric order: layer -> [(filter, frame)]."""
+    return {
+        layer: [(f, palette_frame(level=30 * f + (100 if layer == "b" else 0))) for f in filters]
+        for layer, filters in (("a", [3, 0, 4, 1, 2, 6, 5]), ("b", [0, 1]))
+    }
 
 
-def draw(run_dir, layer, top=None, top_k=None):
-    frames = sheets.frames_by_layer(read_tsv(run_dir / "frames.tsv"))[layer]
+def draw(layers, layer, top=None, top_k=None):
+    frames = layers[layer]
     grid = sheets.make_grid(len(frames), (64, 48))
     scale = sheets.scale_for("filter", layer, [0.0] * len(frames), [1.0] * len(frames), LUT)
-    return frames, sheets.layer_sheet(run_dir, frames, grid, f"m · i · {layer}", ["note"], scale,
-                                      top, top_k)  # fmt: skip
+    tiles = [sheets.tile(frame, grid.tile) for _, frame in frames]
+    return frames, sheets.layer_sheet(tiles, [f for f, _ in frames], grid, f"m · i · {layer}",
+                                      ["note"], scale, top, top_k)  # fmt: skip
 
 
-def test_tiles_follow_frames_tsv(run_dir):
-    frames, sheet = draw(run_dir, "a")
+def test_tiles_follow_frames_tsv(layers):
+    frames, sheet = draw(layers, "a")
     assert [f for f, _ in frames] == [3, 0, 4, 1, 2, 6, 5]  # the table's order, not sorted
     assert sheet.grid.count == 7 and sheet.grid.columns == 3 and sheet.grid.rows == 3
     pixels = np.asarray(sheet.image)
@@ -55,8 +50,8 @@ def test_tiles_follow_frames_tsv(run_dir):
         assert (pixels[top:bottom, left:right] == sheets.BACKGROUND).all()
 
 
-def test_each_layer_gets_only_its_own_frames(run_dir):
-    frames, sheet = draw(run_dir, "b")
+def test_each_layer_gets_only_its_own_frames(layers):
+    frames, sheet = draw(layers, "b")
     assert sheet.grid.count == 2
     pixels = np.asarray(sheet.image)
     for i, f in enumerate([0, 1]):
@@ -64,8 +59,8 @@ def test_each_layer_gets_only_its_own_frames(run_dir):
         assert (pixels[top:bottom, left:right] == LUT[30 * f + 100]).all()
 
 
-def test_top_filters_are_marked_around_their_tiles(run_dir):
-    frames, sheet = draw(run_dir, "a", top={"mean": {4}, "max": {6}}, top_k=1)
+def test_top_filters_are_marked_around_their_tiles(layers):
+    frames, sheet = draw(layers, "a", top={"mean": {4}, "max": {6}}, top_k=1)
     pixels = np.asarray(sheet.image)
     mean_tile = [f for f, _ in frames].index(4)
     left, top, right, bottom = sheet.tile_box(mean_tile)

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from filterlens.files import read_tsv, write_tsv
-from filterlens.topk import COLUMNS, marks, top_filters, top_indices
+from filterlens.stats import FilterStats
+from filterlens.topk import marks, read_top, top_filters, top_indices, write_top
 
 
 def test_largest_first():
@@ -21,12 +21,11 @@ def test_nan_ranks_last_and_k_may_exceed_the_count():
     assert top_indices([1.0, 2.0], 0).tolist() == []
 
 
-# Two layers as activation_stats.tsv holds them (strings, as read back from the file).
+# The per-filter statistics of two layers.
 MEANS = {"a": [0.1, 0.5, -0.2, 0.5, 0.3], "b": [-1.0, -3.0, -2.0]}
 MAXES = {"a": [1.0, 0.6, 2.0, 0.9, 0.7], "b": [0.0, 0.0, 0.0]}
 ROWS = [
-    {"layer": layer, "filter": str(f), "min": "-9", "max": repr(MAXES[layer][f]),
-     "mean": repr(MEANS[layer][f]), "std": "1"}
+    FilterStats(layer, f, -9.0, MAXES[layer][f], MEANS[layer][f], 1.0, 0, 0)
     for layer in ("a", "b") for f in range(len(MEANS[layer]))
 ]  # fmt: skip
 
@@ -60,9 +59,14 @@ def test_k_larger_than_a_layer_lists_every_filter_once_per_measure():
     assert [r[3] for r in table if r[:2] == ("a", "mean")] == [1, 3, 4, 0, 2]
 
 
-def test_marks_read_back_from_the_table(tmp_path):
-    write_tsv(tmp_path / "top.tsv", COLUMNS, top_filters(ROWS, 2))
-    assert marks(read_tsv(tmp_path / "top.tsv")) == {
+def test_marks_and_the_table_read_back(tmp_path):
+    table = top_filters(ROWS, 2)
+    write_top(tmp_path / "top.tsv", table)
+    read = read_top(tmp_path / "top.tsv")
+    assert [(r["layer"], r["by"], int(r["rank"]), int(r["filter"])) for r in read] == [
+        row[:4] for row in table
+    ]
+    assert marks(table) == {
         "a": {"mean": {1, 3}, "max": {2, 0}},
         "b": {"mean": {0, 2}, "max": {0, 1}},
     }

@@ -77,6 +77,7 @@ BAD = {
     "images-file-missing": ("images.cat", {"images": {"cat": "resources/images/dog.png"}}),
     "images-glob-no-match": ("images.cat", {"images": {"cat": "resources/images/*.tiff"}}),
     "max_image_pixels-zero": ("max_image_pixels", {"max_image_pixels": 0}),
+    "batch_size-zero": ("batch_size", {"batch_size": 0}),
     # layers and filters
     "layers-empty-list": ("layers", {"layers": []}),
     "layers-number": ("layers", {"layers": 5}),

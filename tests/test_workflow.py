@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -52,7 +53,7 @@ def test_contract_files_exist_for_every_run(done):
 
 def test_frames_tsv_lists_layers_in_network_order_and_filters_by_index(done):
     rows = frames_of(done.run_dir())
-    assert list(rows[0]) == ["frame", "layer", "filter", "path"]
+    assert list(rows[0]) == ["frame", "layer", "filter", "path", "bytes"]
     assert [(r["layer"], int(r["filter"])) for r in rows] == [
         (layer, f) for layer in ("conv1", "layer1.0.conv1") for f in range(4)
     ]
@@ -60,6 +61,7 @@ def test_frames_tsv_lists_layers_in_network_order_and_filters_by_index(done):
     for row in rows:
         image = Image.open(done.run_dir() / row["path"])
         assert image.size == (WIDTH, HEIGHT) and image.mode == "P"
+        assert (done.run_dir() / row["path"]).stat().st_size == int(row["bytes"])
 
 
 def test_stats_match_the_saved_activations(done):
@@ -73,7 +75,7 @@ def test_stats_match_the_saved_activations(done):
         assert float(row["std"]) == pytest.approx(a.std(ddof=0), rel=1e-12)
     text = (done.run_dir() / "activation_stats.txt").read_text()
     assert "layer1.0.conv1" in text and "std" in text.splitlines()[0]
-    log = (done.root / "logs/aggregate_stats/resnet18/chelsea/default.log").read_text()
+    log = (done.root / "logs/finish_image/resnet18/chelsea.log").read_text()
     assert "raw activation statistics" in log and "layer1.0.conv1" in log  # show_raw_stats
 
 
@@ -147,35 +149,54 @@ def test_predictions_are_written_and_labelled(done):
 # --- what re-runs ------------------------------------------------------------------------
 
 
+EXTRACT = "extract_activations_resnet18_1_of_1"  # the tiny config's one batch
+PER_IMAGE = {"finish_image", "all"}
+
+
 def test_only_what_changed_reruns(workflow_copy):
     wf = workflow_copy
     tiny = ("--configfile", "tests/configs/tiny.yaml")
     wf.snakemake(*tiny)
     assert wf.dry_run_jobs(*tiny) == {}, "no change: nothing at all"
 
-    heavy = {"fetch_weights", "extract_activations", "normalize_maps"}
     jobs = wf.dry_run_jobs(*tiny, "--config", "cmap=magma")
-    assert not heavy & set(jobs) and jobs["render_frames"] == 2 and "encode_video" in jobs
-
-    jobs = wf.dry_run_jobs(*tiny, "--config", "fps=7")
-    assert set(jobs) == {"encode_video", "write_manifest", "make_preview", "write_page", "all"}
-
+    assert set(jobs) == {"make_palette", "render_frames"} | PER_IMAGE, "cmap: no extraction or normalization"
+    assert set(wf.dry_run_jobs(*tiny, "--config", "fps=7")) == PER_IMAGE
+    assert set(wf.dry_run_jobs(*tiny, "--config", "top_k=2")) == {"render_frames"} | PER_IMAGE
     jobs = wf.dry_run_jobs(*tiny, "--config", "normalization_mode=global")
-    assert "normalize_maps" in jobs and not {"fetch_weights", "extract_activations"} & set(jobs)
-
-    two_images = wf.write_config(
-        "two.yaml",
-        images={"chelsea": "resources/images/chelsea.png", "coffee": "resources/images/coffee.png"},
-    )
-    jobs = [job for job in wf.dry_run_wildcards("--configfile", str(two_images)) if job[0] != "all"]
-    assert jobs and all("image=coffee" in wildcards for _, wildcards in jobs), jobs
+    assert set(jobs) == {"normalize_maps", "render_frames"} | PER_IMAGE
+    jobs = wf.dry_run_jobs(*tiny, "--config", "use_hist_eq=true")
+    assert set(jobs) == {"equalize_maps", "render_frames"} | PER_IMAGE
+    assert wf.dry_run_jobs(*tiny, "--config", "batch_size=1") == {}, "batching changes no output"
+    jobs = wf.dry_run_jobs(*tiny, "--config", "layers=[conv1]")
+    assert set(jobs) == {EXTRACT, "normalize_maps", "render_frames"} | PER_IMAGE
 
     # editing a shared package module re-runs the steps whose scripts import it, only those
     render = wf.root / "workflow/scripts/filterlens/render.py"
     render.write_text(render.read_text() + "\n# an edit\n")
-    jobs = wf.dry_run_jobs(*tiny)
-    assert "render_frames" in jobs and "make_palette" in jobs
-    assert not {"extract_activations", "normalize_maps", "aggregate_stats"} & set(jobs)
+    assert set(wf.dry_run_jobs(*tiny)) == {"make_palette", "render_frames"} | PER_IMAGE
+
+
+def test_a_new_image_is_extracted_alone_and_nothing_else_reruns(workflow_copy):
+    """Its batch holds the image already made too (one bucket for two images), yet only the new
+    image is extracted: a current activations folder is in no batch job."""
+    wf = workflow_copy
+    wf.snakemake("--configfile", "tests/configs/tiny.yaml")
+    two = wf.write_config(
+        "two.yaml",
+        images={"chelsea": "resources/images/chelsea.png", "coffee": "resources/images/coffee.png"},
+    )
+    jobs = [job for job in wf.dry_run_wildcards("--configfile", str(two)) if job[0] != "all"]
+    assert {rule for rule, _ in jobs} == {EXTRACT, "normalize_maps", "render_frames", "finish_image"}
+    assert all("image=coffee" in wildcards for rule, wildcards in jobs if rule != EXTRACT), jobs
+    out = wf.snakemake("-n", "--configfile", str(two)).stdout
+    assert "results/resnet18/coffee/activations" in out and "resnet18/chelsea/activations" not in out
+    # an image whose source file changed is extracted again; a copy with a new time is not
+    image = wf.root / "resources/images/chelsea.png"
+    os.utime(image, (1, 1))
+    assert wf.dry_run_jobs("--configfile", "tests/configs/tiny.yaml") == {}
+    image.write_bytes(image.read_bytes() + b"\0")
+    assert EXTRACT in wf.dry_run_jobs("--configfile", "tests/configs/tiny.yaml")
 
 
 # --- the imagenet path, downloaded from a loopback server --------------------------------
@@ -207,7 +228,7 @@ def test_imagenet_weights_are_downloaded_once_verified_and_used(workflow_copy, l
     # the served weights are the seed-0 random init: the maps equal a weights=random run's
     downloaded = np.load(wf.root / "results/resnet18/chelsea/activations/conv1.npy")
     random_cfg = wf.write_config("random.yaml", weights="random", seed=0)
-    wf.snakemake("--configfile", str(random_cfg), "--forcerun", "extract_activations")
+    wf.snakemake("--configfile", str(random_cfg))  # other weights: extracted again
     assert np.array_equal(downloaded, np.load(wf.root / "results/resnet18/chelsea/activations/conv1.npy"))
 
     # a fresh results folder re-uses the verified download

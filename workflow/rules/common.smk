@@ -1,12 +1,17 @@
-# Configuration, validated once at start-up, and every input function the rules use.
+# Configuration, validated once at start-up; the extraction plan; the input functions the rules
+# share (a function used by one rule only stands above that rule).
+import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
+from filterlens import activations, batches, paths
 from filterlens import config as cfg
 from filterlens.codedigest import code_digest
 from filterlens.describe import weights_record, weights_text
+from filterlens.files import age
+from filterlens.paths import ACTIVATIONS, IMAGE_DIR, PAGE_DIR, RUN_DIR
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
@@ -23,11 +28,6 @@ config.update(
 cfg.check(config)
 IMAGES = cfg.expand_images(config["images"])
 RUNS = cfg.resolve_runs(config)
-IMG_SIZE = list(cfg.img_size(config))
-ACTIVATIONS = "results/{model}/{image}/activations"
-RUN_DIR = "results/{model}/{image}/{run}"
-SUMMARY_DIR = "results/{model}/{image}"
-PAGE_DIR = "results/report/{model}/{image}"
 COMPARE = cfg.resolve_compare(config, IMAGES)
 WEIGHTS_NOTE = weights_text(weights_record(config))
 VIDEO_CAPTION = workflow.current_basedir.join("../report/video.rst")
@@ -50,25 +50,93 @@ def script_code(name):
     return code_digest(SCRIPTS / f"{name}.py", SCRIPTS / "filterlens")
 
 
-def run_setting(key):
-    """Input function: one rendering setting of the run named by the wildcards."""
-
-    def get(wildcards):
-        return RUNS[wildcards.run][key]
-
-    return get
+# --- extraction: which images need it, in batches (filterlens.batches) ---------------------
 
 
-def image_file(wildcards):
-    return IMAGES[wildcards.image]
+def extraction_settings(model):
+    return cfg.extraction_settings(config, model)
 
 
-def weights_input(wildcards):
+def extraction_outputs(model, image):
+    """What an image's extraction makes: its activations folder, per-layer table and plot."""
+    return {
+        "maps": paths.activations(model, image),
+        "table": paths.LAYER_TABLE.format(model=model, image=image),
+        "plot": paths.LAYER_PLOT.format(model=model, image=image),
+    }
+
+
+def extraction_state(model, key):
+    """Why an image of `model` needs extraction (None when its outputs are current)."""
+
+    def stale(image):
+        outputs = extraction_outputs(model, image)
+        why = activations.state(outputs["maps"], key, IMAGES[image])
+        if why is None and not all(
+            Path(f).is_file() for f in (outputs["table"], outputs["plot"])
+        ):
+            why = "its layer statistics are missing"
+        return why
+
+    return stale
+
+
+def plan_extraction():
+    """The extraction batches with work to do. Outputs that exist but are out of date are made
+    to look old, so that Snakemake re-makes them even where it has no record of them."""
+    planned = []
+    for model in config["models"]:
+        key = batches.extraction_key(
+            extraction_settings(model), script_code("extract_activations")
+        )
+        found, reasons = batches.plan(
+            model, IMAGES, config["batch_size"], extraction_state(model, key)
+        )
+        for image, why in reasons.items():
+            outputs = extraction_outputs(model, image).values()
+            if any(Path(f).exists() for f in outputs):
+                print(
+                    f"{paths.activations(model, image)}: {why}; extracting again",
+                    file=sys.stderr,
+                )
+                for f in outputs:
+                    age(f)
+        planned += [(batch, key) for batch in found]
+    return planned
+
+
+BATCHES = plan_extraction()
+
+
+def batch_outputs(batch, kind):
+    """The `kind` outputs (maps, table or plot) of a batch's images, in batch order."""
+    outputs = [extraction_outputs(batch.model, image)[kind] for image in batch.images]
+    return [directory(f) for f in outputs] if kind == "maps" else outputs
+
+
+def batch_images(batch):
+    """image name -> source file, for the images of a batch."""
+    return {image: IMAGES[image] for image in batch.images}
+
+
+def weights_input(model):
+    """The weights extraction loads: the verified download's record, a state-dict file, or none."""
     if config["weights"] == "imagenet":
-        return f"resources/weights/{wildcards.model}.imagenet.sha256"
+        return [paths.WEIGHTS_RECORD.format(model=model)]
     if config["weights"] == "random":
         return []
-    return config["weights"]
+    return [config["weights"]]
+
+
+def extract_gpus(wildcards):
+    """A GPU is requested only for device: cuda; auto takes one when the node has it."""
+    return 1 if config["device"] == "cuda" else 0
+
+
+def extract_mem_mb(wildcards, attempt):
+    """Model weights plus one image's activations at img_size, with room to spare."""
+    width, height = cfg.img_size(config)
+    return (1500 + width * height * 4 * 64 * 6 // 1_000_000) * attempt
 
 
 def checksums_file():
@@ -78,91 +146,69 @@ def checksums_file():
     )
 
 
-def palette_file(wildcards):
-    return f"resources/palettes/{RUNS[wildcards.run]['cmap']}.npy"
+# --- runs ---------------------------------------------------------------------------------
 
 
-def selected_layers(wildcards):
-    """The layers extraction saved, in network order (known once the checkpoint has run)."""
-    from filterlens.activations import layer_names
-
-    maps = checkpoints.extract_activations.get(
-        model=wildcards.model, image=wildcards.image
-    )
-    return layer_names(maps.output.maps)
+def normalization_settings(wildcards):
+    """The normalization keys of the run named by the wildcards."""
+    keys = ("normalization_mode", "clip_percentiles", "use_hist_eq")
+    return {key: RUNS[wildcards.run][key] for key in keys}
 
 
-def frame_dirs(wildcards):
-    run_dir = RUN_DIR.format(**wildcards)
-    return [f"{run_dir}/frames/{layer}" for layer in selected_layers(wildcards)]
+def runs_where(key):
+    """A wildcard pattern matching the runs whose `key` is true (or none: a pattern never met)."""
+    names = [run for run, settings in RUNS.items() if settings[key]]
+    return "|".join(map(re.escape, names)) or "(?!)"
 
 
-def video_file(wildcards):
-    """The run's video, or nothing when save_video is off."""
-    settings = RUNS[wildcards.run]
-    if not settings["save_video"]:
-        return []
-    return f"{RUN_DIR.format(**wildcards)}/{settings['video_filename']}"
+def runs_where_not(key):
+    names = [run for run, settings in RUNS.items() if not settings[key]]
+    return "|".join(map(re.escape, names)) or "(?!)"
 
 
-def run_outputs(model, image, run):
-    run_dir = RUN_DIR.format(model=model, image=image, run=run)
-    return [
-        f"{run_dir}/frames.tsv",
-        f"{run_dir}/activation_stats.txt",
-        f"{run_dir}/activation_stats.tsv",
-        f"{run_dir}/MANIFEST.sha256",
-    ]
+def render_mem_mb(wildcards):
+    width, height = cfg.img_size(config)
+    return 1000 + width * height * 4 * 512 * 3 // 1_000_000
 
 
 def all_outputs():
     return [
-        path
+        f"{PAGE_DIR.format(model=model, image=image)}"
         for model in config["models"]
         for image in IMAGES
-        for run in RUNS
-        for path in run_outputs(model, image, run)
-    ] + report_outputs()
+    ] + [f"results/compare/{name}" for name in COMPARE]
 
 
-def extract_gpus(wildcards):
-    """A GPU is requested only for device: cuda; auto takes one when the node has it."""
-    return 1 if config["device"] == "cuda" else 0
+# --- rendering -----------------------------------------------------------------------------
 
 
-def extract_mem_mb(wildcards, attempt):
-    """Model weights plus every activation at img_size, with room to spare."""
-    pixels = IMG_SIZE[0] * IMG_SIZE[1]
-    return 1500 + pixels * 4 * 64 * 6 // 1_000_000 * attempt
-
-
-def manifest_data(wildcards):
-    """A run's data outputs besides frames and activations: statistics, index and video."""
+def scales_of_run(wildcards):
+    """The run's scales, and its equalization curves where it equalizes."""
     run_dir = RUN_DIR.format(**wildcards)
-    names = ("activation_stats.txt", "activation_stats.tsv", "frames.tsv")
-    video = video_file(wildcards)
-    return [f"{run_dir}/{name}" for name in names] + ([video] if video else [])
+    files = {"scales": f"{run_dir}/scales.tsv"}
+    if RUNS[wildcards.run]["use_hist_eq"]:
+        files["equalization"] = f"{run_dir}/equalization.npz"
+    return files
 
 
-def run_settings(wildcards):
-    return RUNS[wildcards.run]
+def palette_file(wildcards):
+    return f"resources/palettes/{RUNS[wildcards.run]['cmap']}.npy"
 
 
-def config_for_provenance(wildcards):
-    """The resolved configuration as it applies to this model and image: adding an image, a
-    model or a run leaves the other runs' provenance, and so their jobs, as they are."""
-    skip = ("runs", "images", "models", "top_k", "compare")  # the last two: report only
-    own = {"model": wildcards.model, "image": IMAGES[wildcards.image]}
-    return {key: value for key, value in config.items() if key not in skip} | own
+def render_settings(wildcards):
+    """The rendering keys of the run (normalization travels in scales.tsv)."""
+    keys = (
+        "resample",
+        "cmap",
+        "save_16bit",
+        "overlay_on_image",
+        "overlay_alpha",
+        "show_legend",
+    )
+    return {key: RUNS[wildcards.run][key] for key in keys}
 
 
-def report_outputs():
-    pages = [
-        PAGE_DIR.format(model=model, image=image)
-        for model in config["models"]
-        for image in IMAGES
-    ]
-    return pages + [f"results/compare/{name}" for name in COMPARE]
+# --- finishing an image --------------------------------------------------------------------
 
 
 def run_files(name):
@@ -174,20 +220,38 @@ def run_files(name):
     return get
 
 
-def report_videos(wildcards):
+def run_outputs(name):
+    """Output patterns: the file `name` of every run, {model} and {image} left as wildcards."""
+    return [f"{IMAGE_DIR}/{run}/{name}" for run in RUNS]
+
+
+def video_outputs():
     """The runs' videos, marked for the report, which offers them for download."""
     videos = []
     for run, settings in RUNS.items():
         if settings["save_video"]:
             name = settings["video_filename"]
             videos.append(report(
-                f"{RUN_DIR.format(run=run, **wildcards)}/{name}",
+                f"{IMAGE_DIR}/{run}/{name}",
                 caption=VIDEO_CAPTION,
-                category=f"{wildcards.model} · {wildcards.image}",
+                category="{model} · {image}",
                 subcategory="5. Videos",
                 labels={"run": run, "file": name},
             ))  # fmt: skip
     return videos
+
+
+def config_for_provenance(wildcards):
+    """The resolved configuration as it applies to this model and image: adding an image, a
+    model or a run leaves the other images' provenance, and so their jobs, as they are.
+    """
+    # runs: in run_settings; top_k, compare: report only; batch_size: changes no output
+    skip = ("runs", "images", "models", "top_k", "compare", "batch_size")
+    own = {"model": wildcards.model, "image": IMAGES[wildcards.image]}
+    return {key: value for key, value in config.items() if key not in skip} | own
+
+
+# --- comparisons ---------------------------------------------------------------------------
 
 
 def compare_folder(side):

@@ -11,48 +11,49 @@ rule make_palette:
         "../scripts/make_palette.py"
 
 
+# One job renders a whole run: frames on the job's threads, each frame also made into its tile of
+# the layer's contact sheet while it is in memory; the top filters, marked on the sheets, and the
+# browser preview, made from the sheets.
 rule render_frames:
     input:
+        unpack(scales_of_run),
         maps=ACTIVATIONS,
-        scales=f"{RUN_DIR}/scales.tsv",
-        equalization=f"{RUN_DIR}/equalization.npz",
         palette=palette_file,
     output:
-        frames=directory(f"{RUN_DIR}/frames/{{layer}}"),
+        frames=directory(f"{RUN_DIR}/frames"),
+        index=f"{RUN_DIR}/frames.tsv",
+        sheets=report(
+            directory(f"{RUN_DIR}/sheets"),
+            patterns=["{layer}.png"],
+            caption="../report/sheet.rst",
+            category="{model} · {image}",
+            subcategory="2. Contact sheets, run {run}",
+            labels={"layer": "{layer}"},
+        ),
+        top=report(
+            f"{RUN_DIR}/top_filters.tsv",
+            caption="../report/top_filters.rst",
+            category="{model} · {image}",
+            subcategory="3. Top filters",
+            labels={"run": "{run}"},
+        ),
+        preview=f"{RUN_DIR}/preview.webp",
     log:
-        "logs/render_frames/{model}/{image}/{run}/{layer}.log",
+        "logs/render_frames/{model}/{image}/{run}.log",
     benchmark:
-        "benchmarks/render_frames/{model}/{image}/{run}/{layer}.tsv"
+        "benchmarks/render_frames/{model}/{image}/{run}.tsv"
     group:
         "render"
     conda:
         "../../envs/filterlens.yaml"
+    threads: 2
     resources:
-        mem_mb=1000,
-        runtime=30,
+        mem_mb=render_mem_mb,
+        runtime=60,
     params:
-        img_size=IMG_SIZE,
-        resample=run_setting("resample"),
-        hist_eq=run_setting("use_hist_eq"),
-        save_16bit=run_setting("save_16bit"),
-        overlay=run_setting("overlay_on_image"),
-        alpha=run_setting("overlay_alpha"),
-        legend=run_setting("show_legend"),
+        settings=render_settings,
+        top_k=config["top_k"],
+        weights=WEIGHTS_NOTE,
         code=script_code("render_frames"),
     script:
         "../scripts/render_frames.py"
-
-
-rule index_frames:
-    input:
-        frames=frame_dirs,
-    output:
-        index=f"{RUN_DIR}/frames.tsv",
-    log:
-        "logs/index_frames/{model}/{image}/{run}.log",
-    conda:
-        "../../envs/filterlens.yaml"
-    params:
-        code=script_code("index_frames"),
-    script:
-        "../scripts/index_frames.py"

@@ -2,31 +2,27 @@
 same shape, A and B side by side on one shared scale and their difference, as <layer>.png, with
 layers.tsv listing what was compared and what was not, and why."""
 
-import json
 import logging
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from filterlens import compare, sheets
-from filterlens.activations import load_map
+from filterlens.activations import Activations
 from filterlens.describe import weights_text
-from filterlens.files import atomic_dir, read_tsv, write_tsv
+from filterlens.files import atomic_dir, write_tsv
 from filterlens.jobs import run_job
 
 log = logging.getLogger("filterlens")
 
 
 def main(smk):
-    folders = {side: Path(getattr(smk.input, side)) for side in ("a", "b")}
+    folders = {side: Activations(getattr(smk.input, side)) for side in ("a", "b")}
     pair = smk.params.pair
     shapes = {
-        side: {r["layer"]: (int(r["channels"]), int(r["height"]), int(r["width"]))
-               for r in read_tsv(folder / "layers.tsv")}
-        for side, folder in folders.items()
-    }  # fmt: skip
-    infos = {s: json.loads((f / "extraction.json").read_text()) for s, f in folders.items()}
+        side: {m.name: (m.channels, m.height, m.width) for m in acts.layers}
+        for side, acts in folders.items()
+    }
     compared, skipped = compare.matching_layers(shapes["a"], shapes["b"])
     if not compared:
         reasons = "; ".join(f"{layer}: {why}" for layer, why in skipped)
@@ -36,13 +32,13 @@ def main(smk):
         )
     lut, diverging = np.load(smk.input.palette), np.load(smk.input.diverging)
     names = {s: f"{pair[s]['model']} · {pair[s]['image']}" for s in folders}
-    thumbs = [compare.thumbnail(Image.open(folders[s] / "input.png")) for s in ("a", "b")]
-    weights = {s: weights_text(infos[s]["weights"], short=True) for s in folders}
+    thumbs = [compare.thumbnail(Image.open(folders[s].input_png)) for s in ("a", "b")]
+    weights = {s: weights_text(folders[s].weights, short=True) for s in folders}
     weights_line = weights["a"] if weights["a"] == weights["b"] else f"A: {weights['a']}, B: {weights['b']}"
     rows = []
     with atomic_dir(smk.output.folder) as out:
         for layer in compared:
-            a, b = load_map(folders["a"], layer), load_map(folders["b"], layer)
+            a, b = folders["a"].map(layer), folders["b"].map(layer)
             low, high = compare.shared_range(a, b)
             limit = compare.difference_limit(a, b)
             c, h, w = a.shape

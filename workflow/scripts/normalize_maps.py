@@ -1,29 +1,24 @@
-"""Compute every filter's scale for a run (rule normalize_maps): [low, high] per filter after
-optional percentile clipping over the normalization scope, and the equalization curves."""
+"""Compute every filter's scale for a run (rules normalize_maps, equalize_maps): [low, high] per
+filter after optional percentile clipping over the normalization scope, and with histogram
+equalization the scope's curves."""
 
 import logging
+from pathlib import Path
 
-import numpy as np
-
-from filterlens.activations import load_maps
-from filterlens.files import atomic_path, write_tsv
+from filterlens.activations import Activations
 from filterlens.jobs import run_job
-from filterlens.normalize import compute_scales
+from filterlens.normalize import compute_scales, write_scales
 
 log = logging.getLogger("filterlens")
 
 
 def main(smk):
-    p = smk.params
-    maps = load_maps(smk.input.maps)
-    scales = compute_scales(maps, p.mode, p.clip, p.hist_eq)
-    write_tsv(smk.output.scales, ("layer", "filter", "low", "high"), scales.rows())
-    with atomic_path(smk.output.equalization) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **scales.cdf)
-    log.info(
-        "mode %s, clip %s, hist-eq %s: scales for %d layers", p.mode, p.clip, p.hist_eq, len(maps)
-    )
+    s = smk.params.settings
+    maps = Activations(smk.input.maps).maps()
+    scales = compute_scales(maps, s["normalization_mode"], s["clip_percentiles"], s["use_hist_eq"])
+    write_scales(Path(smk.output.scales).parent, scales)
+    log.info("mode %s, clip %s, hist-eq %s: scales for %d layers", scales.mode, scales.clip,
+             scales.hist_eq, len(maps))  # fmt: skip
 
 
 run_job(main, snakemake)  # noqa: F821 - injected by Snakemake

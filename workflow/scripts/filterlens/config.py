@@ -217,6 +217,24 @@ def resolve_runs(config: dict) -> dict[str, dict]:
     return {name: {**base, **(overrides or {})} for name, overrides in runs.items()}
 
 
+def extraction_settings(config: dict, model: str) -> dict:
+    """Everything extraction's result depends on besides the image: the rule's settings, and
+    part of the key that tells whether an activations folder is still current."""
+    settings = {
+        "model": model,
+        "weights": config["weights"],
+        "seed": config["seed"],
+        "device": config["device"],
+        "layers": layer_patterns(config),
+        "max_filters": config["max_filters_per_layer"],
+        "img_size": list(img_size(config)),
+    }
+    if config["weights"] not in ("imagenet", "random"):
+        st = os.stat(config["weights"])
+        settings["weights_file"] = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return settings
+
+
 def layer_patterns(config: dict) -> list[str] | None:
     """`layers` as a list of patterns, or None for every Conv2d."""
     layers = config["layers"]

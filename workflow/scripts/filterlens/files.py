@@ -68,6 +68,16 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def age(path: str | os.PathLike) -> None:
+    """Make an existing output look older than anything (time stamp 1970), so that Snakemake
+    re-makes it: for outputs that no longer hold what they should. Nothing is deleted. A folder's
+    time stamp is also the one Snakemake keeps inside it (.snakemake_timestamp)."""
+    path = Path(path)
+    for target in (path / ".snakemake_timestamp", path):
+        if target.exists():
+            os.utime(target, (0, 0), follow_symlinks=False)
+
+
 def write_tsv(target: str | os.PathLike, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
     lines = ["\t".join(columns)]
     lines += ["\t".join(_cell(v) for v in row) for row in rows]

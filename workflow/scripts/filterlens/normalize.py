@@ -4,16 +4,27 @@
 scope chosen by `normalization_mode`, and, for histogram equalization, the scope's cumulative
 histogram. `to_unit` and `equalize` apply them. A 16-bit pixel v inside [low, high] maps back to
 the activation low + v / 65535 * (high - low).
+
+This module also owns the files a run's normalization passes on: scales.tsv (each filter's range,
+with the settings that made it in its last columns) and, with histogram equalization only,
+equalization.npz (the curves). Later steps read both back with `read_scales`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_path, read_tsv, write_tsv
+
 MODES = ("filter", "layer", "global")
 HIST_BINS = 1024
+SCALES = "scales.tsv"
+EQUALIZATION = "equalization.npz"
+COLUMNS = ("layer", "filter", "low", "high", "mode", "clip_low", "clip_high", "equalized")
 
 
 @dataclass
@@ -21,11 +32,54 @@ class Scales:
     low: dict[str, np.ndarray]  # layer -> float64 (C,)
     high: dict[str, np.ndarray]
     cdf: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (C or 1, HIST_BINS)
+    mode: str = "filter"
+    clip: tuple[float, float] | None = None
+    hist_eq: bool = False
 
     def rows(self):
+        clip = ("", "") if self.clip is None else self.clip
         for layer, lows in self.low.items():
             for f, (lo, hi) in enumerate(zip(lows.tolist(), self.high[layer].tolist())):
-                yield layer, f, lo, hi
+                yield layer, f, lo, hi, self.mode, *clip, int(self.hist_eq)
+
+    def curve(self, layer: str, f: int) -> np.ndarray | None:
+        """The equalization curve of filter `f` of `layer` (None without equalization)."""
+        if not self.hist_eq:
+            return None
+        cdf = self.cdf[layer]
+        return cdf[f if cdf.shape[0] > 1 else 0]
+
+    def shared(self, layer: str) -> bool:
+        """Whether every filter of `layer` has the same range (layer or global scope)."""
+        return len(set(self.low[layer].tolist())) == 1 and len(set(self.high[layer].tolist())) == 1
+
+
+def write_scales(run_dir: str | os.PathLike, scales: Scales) -> None:
+    """scales.tsv, and equalization.npz when the scales equalize."""
+    run_dir = Path(run_dir)
+    write_tsv(run_dir / SCALES, COLUMNS, scales.rows())
+    if scales.hist_eq:
+        with atomic_path(run_dir / EQUALIZATION) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **scales.cdf)
+
+
+def read_scales(run_dir: str | os.PathLike) -> Scales:
+    run_dir = Path(run_dir)
+    rows = read_tsv(run_dir / SCALES)
+    low: dict[str, list[float]] = {}
+    high: dict[str, list[float]] = {}
+    for row in rows:
+        low.setdefault(row["layer"], []).append(float(row["low"]))
+        high.setdefault(row["layer"], []).append(float(row["high"]))
+    first = rows[0]
+    clip = None if first["clip_low"] == "" else (float(first["clip_low"]), float(first["clip_high"]))
+    hist_eq = first["equalized"] == "1"
+    cdf = dict(np.load(run_dir / EQUALIZATION)) if hist_eq else {}
+    return Scales(
+        {k: np.array(v) for k, v in low.items()}, {k: np.array(v) for k, v in high.items()},
+        cdf, first["mode"], clip, hist_eq,
+    )  # fmt: skip
 
 
 def compute_scales(
@@ -52,7 +106,8 @@ def compute_scales(
         else:
             lo_f, hi_f = np.full(c, lo), np.full(c, hi)
         low[layer], high[layer] = lo_f.astype(np.float64), hi_f.astype(np.float64)
-    scales = Scales(low, high)
+    clip = None if clip is None else (float(clip[0]), float(clip[1]))
+    scales = Scales(low, high, mode=mode, clip=clip, hist_eq=bool(hist_eq))
     if hist_eq:
         scales.cdf = _cdfs(maps, scales, mode)
     return scales

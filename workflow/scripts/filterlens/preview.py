@@ -1,52 +1,45 @@
-"""A small animated WebP of a run's frames, for browsers: they do not play the lossless AVI.
-
-Every frame of the video, in its order and at its rate, shrunk by a whole factor to at most
-MAX_SIDE pixels (less for runs with very many frames), with a band under it naming the layer and
-filter. Lossy: a preview, not data.
+"""A small animated WebP of a run for browsers, which do not play the lossless AVI: the run's
+contact sheets, one layer after the other, each shrunk to fit SIDE x SIDE pixels with a band under
+it naming the layer. Lossy: a preview, not data. Made from the sheets while they are in memory,
+so it costs a few milliseconds per layer, however many frames the run has.
 
 Each frame is encoded on its own as a still WebP and the stills are wrapped in WebP's animation
-container (RIFF chunks VP8X, ANIM, then one ANMF per frame): twice as fast as libwebp's animation
-encoder, which searches for differences between frames that filter maps do not have, and frames
-are encoded one at a time, so memory stays flat however many there are.
+container (RIFF chunks VP8X, ANIM, then one ANMF per frame).
 """
 
 from __future__ import annotations
 
 import io
-import math
 import struct
 from typing import Iterable, Iterator
 
 from PIL import Image
 
-from .sheets import text_mask, tile
+from .sheets import BACKGROUND, text_mask
 
-MAX_SIDE = 112
-MIN_SIDE = 32
-PIXEL_BUDGET = 80_000_000  # preview pixels of all frames together: the more frames, the smaller
-BAND = 14
+SIDE = 480
+BAND = 18
 QUALITY = 70
+DURATION_MS = 1500  # per layer
 
 
-def preview_size(frame_size: tuple[int, int], count: int) -> tuple[int, int]:
-    """Size of a preview frame (without its band): a whole-factor reduction of `frame_size`."""
-    fw, fh = frame_size
-    affordable = math.sqrt(PIXEL_BUDGET / max(1, count))
-    side = max(MIN_SIDE, min(MAX_SIDE, int(affordable)))
-    k = max(1, math.ceil(max(fw, fh) / side))
-    return math.ceil(fw / k), math.ceil(fh / k)
+def sheet_frame(sheet: Image.Image, layer: str) -> Image.Image:
+    """`sheet` shrunk to fit SIDE x SIDE, centred on a SIDE x (SIDE + BAND) frame, over a band
+    that names `layer`."""
+    scale = min(1.0, SIDE / sheet.width, SIDE / sheet.height)
+    size = (max(1, round(sheet.width * scale)), max(1, round(sheet.height * scale)))
+    small = sheet.convert("RGB").resize(size, Image.Resampling.BOX)
+    frame = Image.new("RGB", (SIDE, SIDE + BAND), BACKGROUND)
+    frame.paste(small, ((SIDE - size[0]) // 2, (SIDE - size[1]) // 2))
+    frame.paste((20, 20, 20), (0, SIDE, SIDE, SIDE + BAND))
+    mask = text_mask(layer, 12)
+    frame.paste((240, 240, 240), (6, SIDE + (BAND - mask.height) // 2), mask)
+    return frame
 
 
-def preview_frame(frame: Image.Image, size: tuple[int, int], layer: str, index: int) -> Image.Image:
-    """The frame shrunk to `size`, over a band that reads '<layer> #<index>'."""
-    image = Image.new("RGB", (size[0], size[1] + BAND), (20, 20, 20))
-    image.paste(tile(frame, size))
-    x = 3
-    for text in (layer, f" #{index}"):  # thousands of frames share a few dozen label parts
-        mask = text_mask(text, 10)
-        image.paste((240, 240, 240), (x, size[1] + (BAND - mask.height) // 2), mask)
-        x += mask.width
-    return image
+def preview_webp(frames: Iterable[Image.Image]) -> bytes:
+    """The animation of `frames` (each SIDE x (SIDE + BAND), from sheet_frame), looping."""
+    return animated_webp((still_webp(f) for f in frames), (SIDE, SIDE + BAND), DURATION_MS)
 
 
 def still_webp(image: Image.Image) -> bytes:

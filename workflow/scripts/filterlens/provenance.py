@@ -7,17 +7,19 @@ stays outside it: it differs between machines that produce the same data.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import Mapping
 
 from . import __version__
-from .files import sha256_file
+from .checkout import REPO
+from .files import sha256_file, write_text
 
 PACKAGES = ("torch", "torchvision", "numpy", "pillow", "matplotlib", "imageio-ffmpeg", "snakemake")
-ACTIVATION_FILES = ("*.npy", "layers.tsv", "predictions.tsv", "input.png")
 
 
 def manifest_lines(run_dir: Path, files: list[Path]) -> list[str]:
@@ -26,8 +28,29 @@ def manifest_lines(run_dir: Path, files: list[Path]) -> list[str]:
     return [f"{sha256_file(f)}  {rel}" for rel, f in entries]
 
 
-def activation_files(folder: Path) -> list[Path]:
-    return sorted(f for pattern in ACTIVATION_FILES for f in Path(folder).glob(pattern))
+def record(model: str, image: str, run: str, extraction: Mapping, config: Mapping,
+           settings: Mapping) -> dict:
+    """What provenance.json states: the software, the machine and the settings that made a run.
+    `extraction` is the activations folder's record (extraction.json)."""
+    from .video import ffmpeg_version  # noqa: PLC0415
+
+    return {
+        "model": model,
+        "image": image,
+        "run": run,
+        "versions": {**versions(), "ffmpeg": ffmpeg_version()},
+        "git_revision": git_revision(REPO),
+        "cpu": cpu_model(),
+        "device": extraction["device_name"],
+        "threads": extraction["threads"],
+        "weights": extraction["weights"],
+        "config": dict(config),
+        "run_settings": dict(settings),
+    }
+
+
+def write(path: str | os.PathLike, record: Mapping) -> None:
+    write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def versions() -> dict[str, str]:

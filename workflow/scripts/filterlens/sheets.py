@@ -333,8 +333,8 @@ def grid_origin(notes: int, legend: bool) -> tuple[int, int]:
 
 
 def layer_sheet(
-    run_dir,
-    frames: Sequence[tuple[int, str]],
+    tiles: Sequence[Image.Image],
+    filters: Sequence[int],
     grid: Grid,
     title: str,
     lines: Sequence[str],
@@ -342,14 +342,25 @@ def layer_sheet(
     top: Mapping[str, set[int]] | None = None,
     top_k: int | None = None,
 ) -> Sheet:
-    """The sheet of one layer from its (filter, path) frames in frames.tsv order, paths relative
-    to `run_dir`; `top`: {"mean": filters, "max": filters} to mark."""
-    tiles = [tile(Image.open(Path(run_dir) / path), grid.tile) for _, path in frames]
+    """The sheet of one layer from its tiles, in frames.tsv order, of `filters`; `top`:
+    {"mean": filters, "max": filters} to mark."""
     marks = None
     if top is not None:
-        marks = {i: {by for by, chosen in top.items() if f in chosen} for i, (f, _) in enumerate(frames)}
-    labels = [str(f) for f, _ in frames]
+        marks = {i: {by for by, chosen in top.items() if f in chosen} for i, f in enumerate(filters)}
+    labels = [str(f) for f in filters]
     return compose_sheet(title, lines, grid, tiles, labels, scale, marks, top_k)
+
+
+def layer_lines(layer, frame_size: tuple[int, int], grid: Grid, weights: str, run: str,
+                mode: str, style: str) -> list[str]:
+    """The two lines under a layer sheet's title: what the tiles are, and how they are scaled.
+    `layer` is an activations.Layer; `style` says how frames are colored."""
+    return [
+        f"{layer.channels} filters of {layer.module} ({layer.kind}), maps {layer.height}x"
+        f"{layer.width}, tiles {grid.tile[0]}x{grid.tile[1]} from {frame_size[0]}x{frame_size[1]} "
+        f"frames · {weights}",
+        f"run {run}: normalization {mode}, {style}",
+    ]
 
 
 def draw_marks_legend(draw: ImageDraw.ImageDraw, at: tuple[int, int], k: int, count: int) -> None:

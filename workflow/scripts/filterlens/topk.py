@@ -1,15 +1,20 @@
 """The most active filters of each layer, ranked from the per-filter statistics table.
 
-A filter's activity is its mean or its maximum raw activation (activation_stats.tsv). Ranks are
+A filter's activity is its mean or its maximum raw activation (filterlens.stats). The table,
+top_filters.tsv, is written by the run's render step, which marks the same filters on its sheets. Ranks are
 computed per layer, largest first; ties go to the lower filter index and NaN ranks last, so the
 table is the same on every machine.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+import os
+from typing import Iterable, Sequence
 
 import numpy as np
+
+from .files import read_tsv, write_tsv
+from .stats import FilterStats
 
 COLUMNS = ("layer", "by", "rank", "filter", "mean", "max")
 MEASURES = ("mean", "max")
@@ -25,16 +30,16 @@ def top_indices(values, k: int, order=None) -> np.ndarray:
     return ranked[: max(0, int(k))]
 
 
-def top_filters(rows: Iterable[Mapping], k: int) -> list[tuple]:
-    """Rows of the top-k table from stats rows (dicts with layer, filter, mean, max, as read from
-    activation_stats.tsv): per layer in order of appearance, by mean then by max."""
-    layers: dict[str, list[Mapping]] = {}
+def top_filters(rows: Iterable[FilterStats], k: int) -> list[tuple]:
+    """Rows of the top-k table from per-filter statistics: per layer in order of appearance, by
+    mean then by max."""
+    layers: dict[str, list[FilterStats]] = {}
     for row in rows:
-        layers.setdefault(row["layer"], []).append(row)
+        layers.setdefault(row.layer, []).append(row)
     table = []
     for layer, group in layers.items():
-        filters = np.array([int(r["filter"]) for r in group])
-        values = {m: np.array([float(r[m]) for r in group]) for m in MEASURES}
+        filters = np.array([r.filter for r in group])
+        values = {m: np.array([getattr(r, m) for r in group], dtype=np.float64) for m in MEASURES}
         for by in MEASURES:
             for rank, i in enumerate(top_indices(values[by], k, order=filters), start=1):
                 table.append(
@@ -43,9 +48,17 @@ def top_filters(rows: Iterable[Mapping], k: int) -> list[tuple]:
     return table
 
 
-def marks(rows: Iterable[Mapping]) -> dict[str, dict[str, set[int]]]:
-    """layer -> {"mean": filters, "max": filters} from top-k table rows (as read from its TSV)."""
+def write_top(path: str | os.PathLike, table: list[tuple]) -> None:
+    write_tsv(path, COLUMNS, table)
+
+
+def read_top(path: str | os.PathLike) -> list[dict[str, str]]:
+    return read_tsv(path)
+
+
+def marks(table: Iterable[Sequence]) -> dict[str, dict[str, set[int]]]:
+    """layer -> {"mean": filters, "max": filters} from rows of the top-k table."""
     found: dict[str, dict[str, set[int]]] = {}
-    for row in rows:
-        found.setdefault(row["layer"], {m: set() for m in MEASURES})[row["by"]].add(int(row["filter"]))
+    for layer, by, _rank, f, *_ in table:
+        found.setdefault(layer, {m: set() for m in MEASURES})[by].add(int(f))
     return found

@@ -1,0 +1,144 @@
+"""A run's frames: their names, their index frames.tsv, and rendering them all in one job.
+
+    <run>/frames/<layer>/<filter:04d>.png     (<filter:04d>_16bit.png with save_16bit)
+    <run>/frames.tsv    frame, layer, filter, path, bytes: video order (layers in network order,
+                        filters by index); path relative to the run folder
+
+frames.tsv is what the video, the manifest, the report and other tools read; its `bytes` column
+lets a later start-up notice a frame deleted or cut short.
+
+Rendering runs the filters of a layer on a pool of threads (zlib and Pillow's PNG encoder release
+the GIL), and hands each frame, while it is in memory, to a callback (contact sheets are made from
+the frames this way, without reading them back).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+import numpy as np
+from PIL import Image
+
+from . import render
+from .files import read_tsv, write_tsv
+from .normalize import Scales, equalize, to_unit
+
+INDEX = "frames.tsv"
+COLUMNS = ("frame", "layer", "filter", "path", "bytes")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One line of frames.tsv."""
+
+    frame: int
+    layer: str
+    filter: int
+    path: str  # relative to the run folder
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Style:
+    """How maps become pixels: the rendering settings of a run."""
+
+    resample: str = "nearest"
+    save_16bit: bool = False
+    overlay: bool = False
+    alpha: float = 0.5
+    legend: bool = False
+
+    @classmethod
+    def of(cls, settings: Mapping) -> "Style":
+        """From a run's settings (the config keys)."""
+        return cls(settings["resample"], settings["save_16bit"], settings["overlay_on_image"],
+                   float(settings["overlay_alpha"]), settings["show_legend"])  # fmt: skip
+
+    @property
+    def suffix(self) -> str:
+        return "_16bit.png" if self.save_16bit else ".png"
+
+
+def frame_name(f: int, style: Style) -> str:
+    return f"{f:04d}{style.suffix}"
+
+
+def frame_path(layer: str, f: int, style: Style) -> str:
+    """Where frame `f` of `layer` lives, relative to the run folder."""
+    return f"frames/{layer}/{frame_name(f, style)}"
+
+
+def write_index(run_dir: str | os.PathLike, frames: list[Frame]) -> None:
+    write_tsv(Path(run_dir) / INDEX, COLUMNS, (
+        (fr.frame, fr.layer, fr.filter, fr.path, fr.bytes) for fr in frames
+    ))  # fmt: skip
+
+
+def read_index(run_dir: str | os.PathLike) -> list[Frame]:
+    return [
+        Frame(int(r["frame"]), r["layer"], int(r["filter"]), r["path"], int(r["bytes"]))
+        for r in read_tsv(Path(run_dir) / INDEX)
+    ]
+
+
+def damaged(run_dir: str | os.PathLike) -> str | None:
+    """The first frame listed in frames.tsv that is missing or not its listed size, or None."""
+    run_dir = Path(run_dir)
+    for frame in read_index(run_dir):
+        try:
+            size = os.stat(run_dir / frame.path).st_size
+        except FileNotFoundError:
+            return f"{frame.path} is missing"
+        if size != frame.bytes:
+            return f"{frame.path} is {size:,} bytes, {frame.bytes:,} when it was written"
+    return None
+
+
+def frame_image(
+    unit: np.ndarray, size: tuple[int, int], style: Style, lut: np.ndarray, background, label: str
+) -> tuple[Image.Image, np.ndarray]:
+    """One frame from a unit-scaled map: the image to save, and its color levels at full size
+    (palette indices, or 16-bit gray levels)."""
+    levels = render.levels_at_size(unit, size, style.resample, 65536 if style.save_16bit else 256)
+    if style.save_16bit:
+        return render.gray16_image(levels), levels
+    if style.overlay or style.legend:
+        legend = label if style.legend else None
+        bg = background if style.overlay else None
+        return render.rgb_frame(levels, lut, bg, style.alpha, legend), levels
+    return render.palette_image(levels, lut), levels
+
+
+def render_layer(
+    maps: np.ndarray,
+    layer: str,
+    scales: Scales,
+    frames_dir: Path,
+    size: tuple[int, int],
+    style: Style,
+    lut: np.ndarray,
+    background: Image.Image | None,
+    pool: ThreadPoolExecutor,
+    each: Callable[[int, Image.Image], object] | None = None,
+) -> Iterator[tuple[int, str, int, object]]:
+    """Render every filter of one layer into `frames_dir` (the run's frames/ folder, or the
+    hidden folder that becomes it); yields (filter, path relative to the run, bytes, each(...))
+    in filter order. `each(f, image)` runs in the worker thread on the frame just made."""
+    unit = to_unit(maps, scales.low[layer], scales.high[layer])  # C x H x W, whole layer at once
+    (frames_dir / layer).mkdir(parents=True, exist_ok=True)
+
+    def one(f: int):
+        u = unit[f]
+        curve = scales.curve(layer, f)
+        if curve is not None:
+            u = equalize(u, curve)
+        image, _ = frame_image(u, size, style, lut, background, f"{layer} #{f}")
+        data = render.png_bytes(image)
+        (frames_dir / layer / frame_name(f, style)).write_bytes(data)
+        return f, frame_path(layer, f, style), len(data), each(f, image) if each else None
+
+    yield from pool.map(one, range(maps.shape[0]))
