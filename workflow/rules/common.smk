@@ -10,6 +10,7 @@ from filterlens.describe import weights_record, weights_text
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
+cfg.check_expansion(config, workflow.configfiles)
 cfg.replace_mappings(
     config,
     [cfg.load_yaml(path) for path in workflow.config_settings.configfiles]

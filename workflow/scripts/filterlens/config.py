@@ -12,6 +12,7 @@ import glob
 import os
 import re
 from pathlib import Path
+from typing import Iterable
 
 import jsonschema
 import yaml
@@ -47,8 +48,77 @@ def load_schema(path: str | os.PathLike) -> dict:
 
 
 def load_yaml(path: str | os.PathLike) -> dict:
+    """A YAML file's content, refused if its aliases expand beyond MAX_CONFIG_VALUES."""
     with open(path) as fh:
-        return yaml.safe_load(fh) or {}
+        data = yaml.safe_load(fh) or {}
+    _check_expansion(data, f"config file {os.fspath(path)}")
+    return data
+
+
+# PyYAML builds an alias (*name) as a second reference to the anchored value: cheap to
+# load, but validating, copying or writing the configuration visits every reference, so
+# a few lines of nested aliases ("billion laughs") can stand for billions of values.
+MAX_CONFIG_VALUES = 100_000
+
+
+def check_expansion(config: dict, files: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse each config file, then the merged configuration, whose aliases expand
+    beyond MAX_CONFIG_VALUES values: the first thing at start-up, before any walk."""
+    for path in files:
+        load_yaml(path)
+    _check_expansion(config, "the configuration")
+
+
+def _check_expansion(data, source: str, limit: int = MAX_CONFIG_VALUES) -> None:
+    try:
+        size = _expanded_size(data, limit)
+    except ValueError:
+        raise ConfigError(
+            f"{source}: a YAML alias refers to a value that contains it (a cycle), so the "
+            "configuration never ends; write the values out instead"
+        ) from None
+    if size > limit:
+        raise ConfigError(
+            f"{source}: its YAML aliases (*name) expand to more than {limit:,} values, "
+            "refused before filterlens reads them (a 'billion laughs' document would exhaust "
+            "memory); write the values out, or use fewer nested aliases"
+        )
+
+
+def _expanded_size(data, limit: int) -> int:
+    """How many values `data` holds with a shared list or mapping counted once per
+    reference, as a walk would meet them; limit + 1 once above `limit`.
+
+    Each distinct list or mapping is visited once (memoized by id), so the cost is that of
+    the text however far its aliases expand. ValueError if a value contains itself.
+    """
+    sizes: dict[int, int] = {}  # id of a counted list or mapping -> its expanded size
+    open_ids: set[int] = set()  # those whose contents are being counted: the ancestors
+    stack = [data]
+    while stack:
+        node = stack[-1]
+        if id(node) in sizes or not _is_container(node):
+            stack.pop()
+            continue
+        values = list(node.values()) if isinstance(node, dict) else list(node)
+        inner = [v for v in values if _is_container(v)]
+        if id(node) not in open_ids:  # first visit: count the contents first
+            open_ids.add(id(node))
+            if any(id(v) in open_ids for v in inner):
+                raise ValueError("a value contains itself")
+            stack.extend(v for v in inner if id(v) not in sizes)
+            continue
+        size = 1 + len(values) - len(inner) + sum(sizes[id(v)] for v in inner)
+        if size > limit:
+            return limit + 1
+        sizes[id(node)] = size
+        open_ids.discard(id(node))
+        stack.pop()
+    return sizes.get(id(data), 1)
+
+
+def _is_container(value) -> bool:
+    return isinstance(value, (dict, list, tuple))
 
 
 # Mappings that a later config replaces instead of extending.
@@ -77,16 +147,27 @@ def validate(config: dict, schema: dict) -> dict:
         if key not in config:
             default = _resolve(schema, prop).get("default", prop.get("default"))
             config[key] = copy.deepcopy(default)
-    validator = jsonschema.Draft7Validator(schema)
+    validator = _Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("invalid configuration:\n" + "\n".join(_describe(schema, e) for e in errors))
     return config
 
 
+# jsonschema counts 64.0 as an integer; the code after it needs an int. _coerce turns whole
+# floats into ints, so here an integer is an int, and a float left over is refused.
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft7Validator,
+    type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+
+
 def _coerce(value, node: dict, schema: dict):
     """Type command-line text by the schema: `--config save_16bit=true clip_percentiles=[1,99]`
-    arrives as strings ('true', ['1', '99']); YAML config files are typed already."""
+    arrives as strings ('true', ['1', '99']); YAML config files are typed already, but a
+    whole-number float (`img_size: [64.0, 64.0]`) is taken where the schema wants an integer."""
     node = _resolve(schema, node)
     options = node.get("oneOf") or node.get("anyOf") or [node]
     if len(options) > 1 or options[0] is not node:
@@ -106,6 +187,8 @@ def _coerce(value, node: dict, schema: dict):
             else _coerce(v, extra, schema) if isinstance(extra, dict) else v
             for k, v in value.items()
         }  # fmt: skip
+    if isinstance(value, float) and "integer" in types:
+        return _whole(value)
     if not isinstance(value, str):
         return value
     text = value.strip().lower()
@@ -113,13 +196,32 @@ def _coerce(value, node: dict, schema: dict):
         return text == "true"
     if "null" in types and text in ("null", "none", "~"):
         return None
-    for kind, parse in (("integer", int), ("number", float)):
+    for kind, parse in (("integer", _parse_integer), ("number", float)):
         if kind in types:
             try:
                 return parse(text)
             except ValueError:
                 pass
     return value
+
+
+def _whole(number: float) -> int | float:
+    """64.0 -> 64; other floats unchanged, for the schema to refuse as not an integer: 64.5,
+    and those above 2**53, where a float may no longer be the integer that was written."""
+    if number.is_integer() and abs(number) <= 2**53:
+        return int(number)
+    return number
+
+
+def _parse_integer(text: str) -> int:
+    """'64' or '64.0' -> 64; ValueError for '64.5'."""
+    try:
+        return int(text)
+    except ValueError:
+        whole = _whole(float(text))
+        if isinstance(whole, int):
+            return whole
+        raise
 
 
 def _resolve(schema: dict, prop: dict) -> dict:
