@@ -2,8 +2,9 @@
 
 The fast tests call the same functions the workflow calls at start-up (common.smk): the bound on
 YAML aliases (`check_expansion`), the schema (`validate`), the checks a schema cannot express
-(`check`), the image expansion (`expand_images`) and the comparisons (`resolve_compare`).
-End-to-end tests show the refusals reach the user through Snakemake.
+(`check`), the image expansion (`expand_images`) and the comparisons (`resolve_compare`); names
+that become files and folders are checked against one registry (filterlens.names). End-to-end
+tests show the refusals reach the user through Snakemake.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from PIL import Image
 
 from conftest import REPO
 from filterlens import config as cfg
-from filterlens import video
+from filterlens import names, video
 
 SCHEMA = cfg.load_schema(REPO / "workflow/schemas/config.schema.yaml")
 TINY = yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text())
@@ -33,7 +34,7 @@ def start_up(basedir: Path = REPO, **values) -> dict:
     config = cfg.validate(config, SCHEMA)
     cfg.check(config, basedir)
     images = cfg.expand_images(config["images"], basedir)
-    cfg.resolve_compare(config, images)
+    cfg.resolve_compare(config, images, basedir)
     return config
 
 
@@ -87,6 +88,7 @@ BAD = {
     "images-file-empty": ("images.cat", {"images": {"cat": ""}}),
     "images-file-missing": ("images.cat", {"images": {"cat": "resources/images/dog.png"}}),
     "images-glob-no-match": ("images.cat", {"images": {"cat": "resources/images/*.tiff"}}),
+    "images-name-case": ("images.cat", {"images": {"cat": CHELSEA, "Cat": CHELSEA}}),
     "max_image_pixels-zero": ("max_image_pixels", {"max_image_pixels": 0}),
     # layers and filters
     "layers-empty-list": ("layers", {"layers": []}),
@@ -144,7 +146,10 @@ BAD = {
     "runs-name-parent": ("runs", {"runs": {"../x": {}}}),
     "runs-name-subfolder": ("runs", {"runs": {"a/b": {}}}),
     "runs-name-dotdot": ("runs", {"runs": {"..": {}}}),
-    "runs-name-activations": ("runs", {"runs": {"activations": {}}}),
+    "runs-name-activations": ("runs.activations", {"runs": {"activations": {}}}),
+    "runs-name-activations-case": ("runs.Activations", {"runs": {"Activations": {}}}),
+    "runs-name-image-file": ("runs.layer_stats.tsv", {"runs": {"layer_stats.tsv": {}}}),
+    "runs-name-case": ("runs.dark", {"runs": {"dark": {}, "Dark": {}}}),
     "runs-overrides-not-a-mapping": ("runs.a", {"runs": {"a": "magma"}}),
     "runs-key-not-overridable": ("runs.a", {"runs": {"a": {"models": ["alexnet"]}}}),
     "runs-fps-zero": ("runs.a.fps", {"runs": {"a": {"fps": 0}}}),
@@ -171,6 +176,11 @@ BAD = {
     "top_k-text": ("top_k", {"top_k": "many"}),
     "compare-missing-side": ("compare.x", {"compare": {"x": {"a": {"model": "resnet18", "image": "chelsea"}}}}),
     "compare-escaping-name": ("compare", {"compare": {"../x": {}}}),
+    "compare-name-case": (
+        "compare.x",
+        {"compare": {n: {"a": {"model": "resnet18", "image": "chelsea"},
+                         "b": {"model": "alexnet", "image": "chelsea"}} for n in ("x", "X")}},
+    ),  # fmt: skip
 }
 
 
@@ -343,6 +353,112 @@ def test_snakemake_refuses_an_alias_bomb_in_little_time_and_memory(workflow_copy
     assert f"config file {bomb}: its YAML aliases (*name) expand to more than 100,000" in output
     assert "Building DAG of jobs" not in output
     assert int(peak) < 1_000_000, f"peak memory {int(peak) // 1024} MiB"
+
+
+# --- names that become files and folders -----------------------------------------------------
+
+
+def folder_of_images(root: Path, folder: str, *files: str) -> Path:
+    (root / folder).mkdir(parents=True)
+    for name in files:
+        Image.new("RGB", (2, 2)).save(root / folder / name)
+    return root
+
+
+def test_folder_image_meeting_a_named_image_is_refused(tmp_path):
+    folder_of_images(tmp_path, "shots", "a.png", "b.png")
+    (tmp_path / "b.png").write_bytes((tmp_path / "shots/b.png").read_bytes())
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.expand_images({"shots": "shots", "shots_b": "b.png"}, tmp_path)
+    assert str(info.value) == (
+        "config key 'images.shots' -> image name 'shots_b' (from shots/b.png) and config key "
+        "'images.shots_b' both make results/<model>/shots_b; rename one of them"
+    )
+
+
+def test_two_files_with_one_stem_are_refused(tmp_path):
+    folder_of_images(tmp_path, "shots", "a.png", "a.JPG")
+    with pytest.raises(cfg.ConfigError, match=r"\(from shots/a.JPG\) and .* \(from shots/a.png\)"):
+        cfg.expand_images({"shots": "shots"}, tmp_path)
+
+
+def test_folder_images_differing_in_case_only_are_refused(tmp_path):
+    folder_of_images(tmp_path, "shots", "Cat.png", "cat.jpg")
+    with pytest.raises(cfg.ConfigError, match="ignores case, as on macOS and Windows"):
+        cfg.expand_images({"shots": "shots"}, tmp_path)
+
+
+def test_image_name_too_long_with_the_suffixes_is_refused(tmp_path):
+    """`shots_<stem>.log` and its temporary name `.shots_<stem>.log.<8 hex>.tmp` must fit."""
+    longest = 255 - len(".shots_.log.01234567.tmp")
+    folder_of_images(tmp_path, "shots", "x" * longest + ".png")
+    assert list(cfg.expand_images({"shots": "shots"}, tmp_path)) == ["shots_" + "x" * longest]
+    folder_of_images(tmp_path, "snaps", "y" * (longest + 1) + ".png")
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.expand_images({"snaps": "snaps"}, tmp_path)
+    assert "config key 'images.snaps' -> image name 'snaps_yyy" in str(info.value)
+    assert "would be 256 bytes, over the file system's limit of 255 bytes" in str(info.value)
+    assert "rename the file or shorten the key" in str(info.value)
+
+
+def test_name_length_limit_is_the_file_systems(tmp_path, monkeypatch):
+    """eCryptfs, for one, takes 143 bytes; the limit is asked of the folder results/ goes in."""
+    asked = []
+
+    def pathconf(path, name):
+        asked.append((Path(path), name))
+        return 143
+
+    monkeypatch.setattr(names.os, "pathconf", pathconf)
+    folder_of_images(tmp_path, "shots", "x" * 120 + ".png")
+    with pytest.raises(cfg.ConfigError, match="limit of 143 bytes"):
+        cfg.expand_images({"shots": "shots"}, tmp_path)
+    assert (tmp_path.resolve(), "PC_NAME_MAX") in asked  # results/ does not exist yet
+
+
+def test_name_length_limit_defaults_to_255_bytes(tmp_path, monkeypatch):
+    def no_pathconf(path, name):
+        raise OSError("not supported")
+
+    monkeypatch.setattr(names.os, "pathconf", no_pathconf)
+    assert names.name_max(tmp_path) == 255
+
+
+@pytest.mark.parametrize(
+    "sets, words",
+    [
+        ({"pets": [], "Pets": []}, ["'image_sets.pets' and config key 'image_sets.Pets'",
+                                    "results/<model>/_sets/pets", "ignores case"]),
+        ({"{pets}": []}, ["'image_sets.{pets}'", "wildcard"]),
+        ({".pets": []}, ["'image_sets..pets'", "starts with '.'"]),
+        ({"p" * 238: []}, ["would be 256 bytes", "at most 237 bytes"]),
+    ],
+    ids=["case", "braces", "hidden", "too-long"],
+)  # fmt: skip
+def test_image_set_names_are_checked(sets, words):
+    """For the coming `image_sets` key: its resolver calls check_names("set", ...)."""
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.check_names("set", [names.Name(s, f"image_sets.{s}") for s in sets])
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_registry_refuses_reserved_entries_at_every_level():
+    """Each of the workflow's own entries is refused as the name that would meet it."""
+    for level in names.LEVELS:
+        for entry in level.reserved:
+            name = names.Name(entry, f"x.{entry}")
+            found = names.problems(level.kind, [name])
+            assert any(f"{level.folder}{entry} is the workflow's own" in p for p in found), entry
+        for prefix in level.prefixes:
+            found = names.problems(level.kind, [names.Name(f"{prefix}x", f"x.{prefix}x")])
+            assert any(f"starts with '{prefix}'" in p for p in found), prefix
+
+
+def test_valid_names_pass_the_registry():
+    valid = [names.Name(n, f"runs.{n}") for n in ("default", "dark", "a.b-c_1", "x" * 80)]
+    assert names.problems("run", valid) == []
+    assert cfg.expand_images({"pet": CHELSEA}, REPO) == {"pet": CHELSEA}
 
 
 @pytest.mark.workflow

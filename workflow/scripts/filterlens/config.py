@@ -17,6 +17,9 @@ from typing import Iterable
 import jsonschema
 import yaml
 
+from .names import Name, name_max
+from .names import problems as name_problems
+
 # Keys a run under `runs:` may override: rendering and normalization only, so that runs share the
 # fetched weights and the extracted activations.
 RUN_KEYS = (
@@ -273,8 +276,9 @@ def check(config: dict, basedir: str | os.PathLike = ".") -> None:
             f"state-dict file (looked in {Path(basedir).resolve()})"
         )
     _check_checksums(config.get("weights_checksums"), Path(basedir))
+    _check_config_names(config, basedir)
     for run, settings in resolve_runs(config).items():
-        where = "" if run == DEFAULT_RUN and not config["runs"] else f"runs.{run}."
+        where = _run_prefix(config, run)
         if settings["cmap"] not in matplotlib.colormaps:
             raise ConfigError(
                 f"config key '{where}cmap': unknown colormap {settings['cmap']!r}. Allowed: a "
@@ -294,6 +298,21 @@ def check(config: dict, basedir: str | os.PathLike = ".") -> None:
                         "other: 16-bit frames are data, so they carry no overlay or legend. "
                         f"Set one of them to false."
                     )
+
+
+def _run_prefix(config: dict, run: str) -> str:
+    """Where a run's settings are in the config: 'runs.<run>.', or the top level."""
+    return "" if run == DEFAULT_RUN and not config["runs"] else f"runs.{run}."
+
+
+def _check_config_names(config: dict, basedir) -> None:
+    """Models, runs and each run's video name files and folders (images: expand_images)."""
+    models = [Name(model, f"models.{i}") for i, model in enumerate(config["models"])]
+    check_names("model", models, basedir)
+    check_names("run", [Name(run, f"runs.{run}") for run in config["runs"] or {}], basedir)
+    for run, settings in resolve_runs(config).items():  # each video has its own run folder
+        video = Name(settings["video_filename"], f"{_run_prefix(config, run)}video_filename")
+        check_names("video", [video], basedir)
 
 
 def _check_checksums(sums: str | None, basedir: Path) -> None:
@@ -331,10 +350,28 @@ def img_size(config: dict) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (size[0], size[1])
 
 
+def check_names(kind: str, names: list[Name], basedir: str | os.PathLike = ".") -> None:
+    """Refuse names of one kind ("image", "run", "set", ...; see names.LEVELS) that meet the
+    workflow's own files or folders, or each other, hold wildcard braces, or are too long
+    for the file system under `basedir`/results."""
+    found = name_problems(kind, names, name_max(basedir))
+    if len(found) == 1:
+        raise ConfigError(found[0])
+    if found:
+        raise ConfigError("invalid names:\n" + "\n".join(f"  - {p}" for p in found))
+
+
 def expand_images(images: dict[str, str], basedir: str | os.PathLike = ".") -> dict[str, str]:
-    """Map image name -> file. A folder or glob expands to `<name>_<file stem>` per image file."""
-    basedir = Path(basedir)
-    expanded: dict[str, str] = {}
+    """Map image name -> file. A folder or glob expands to `<name>_<file stem>` per image file.
+    The names are checked (check_names): each becomes a folder under results/<model>/."""
+    found = _image_files(images, Path(basedir))
+    check_names("image", [name for name, _ in found], basedir)
+    return {name.value: file for name, file in found}
+
+
+def _image_files(images: dict[str, str], basedir: Path) -> list[tuple[Name, str]]:
+    """(name, file) for each image, with the config key the name comes from."""
+    expanded: list[tuple[Name, str]] = []
     for name, spec in images.items():
         path = basedir / spec
         if glob.has_magic(spec):
@@ -347,7 +384,7 @@ def expand_images(images: dict[str, str], basedir: str | os.PathLike = ".") -> d
                     f"config key 'images.{name}': file {spec!r} does not exist "
                     f"(paths are relative to {basedir.resolve()})"
                 )
-            expanded[_add(expanded, name, spec)] = spec
+            expanded.append((Name(name, f"images.{name}"), spec))
             continue
         if not files:
             what = "matches no image file"
@@ -359,18 +396,13 @@ def expand_images(images: dict[str, str], basedir: str | os.PathLike = ".") -> d
             )
         for file in files:
             label = f"{name}_{_NAME.sub('-', file.stem)}"
-            expanded[_add(expanded, label, spec)] = os.path.relpath(file, basedir)
+            relative = os.path.relpath(file, basedir)
+            expanded.append((Name(label, f"images.{name}", f"from {relative}"), relative))
     return expanded
 
 
 def _is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def _add(expanded: dict, name: str, spec: str) -> str:
-    if name in expanded:
-        raise ConfigError(f"config key 'images': two images are named {name!r} (from {spec!r})")
-    return name
 
 
 def torchvision_classification_models() -> set[str]:
@@ -392,11 +424,14 @@ def torchvision_classification_models() -> set[str]:
     return names
 
 
-def resolve_compare(config: dict, images: dict[str, str]) -> dict[str, dict]:
+def resolve_compare(
+    config: dict, images: dict[str, str], basedir: str | os.PathLike = "."
+) -> dict[str, dict]:
     """`compare` entries, checked: each side names an image under `images` (after folders and
     globs are expanded) and a torchvision classification model. Weights are global, so both sides
     always share them: two weight sets cannot be compared in one invocation."""
     pairs = config.get("compare") or {}
+    check_names("compare", [Name(name, f"compare.{name}") for name in pairs], basedir)
     known_models = torchvision_classification_models() if pairs else set()
     for name, pair in pairs.items():
         for side in ("a", "b"):
