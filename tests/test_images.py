@@ -5,11 +5,15 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, TiffImagePlugin
 
+from filterlens.config import IMAGE_SUFFIXES
 from filterlens.images import (
     DEFAULT_MAX_PIXELS,
+    FORMATS,
+    TIFF_COMPRESSIONS,
     ImageInputError,
+    identify_format,
     load_image,
     resize_for_model,
     to_model_array,
@@ -82,7 +86,46 @@ def test_empty_file_is_refused(tmp_path):
 def test_text_named_jpg_is_refused_with_a_hint(tmp_path):
     path = tmp_path / "cat.jpg"
     path.write_text("<html><body>404 Not Found</body></html>\n")
-    refused(path, "not an image format", "plain text", "extension")
+    refused(path, "not an image format filterlens reads", "plain text", "extension")
+
+
+def test_unknown_bytes_are_refused_naming_the_allowed_formats(tmp_path):
+    path = tmp_path / "cat.png"
+    path.write_bytes(bytes(range(256)) * 4)
+    message = refused(path, "not an image format filterlens reads")
+    assert "plain text" not in message
+    assert "a PNG, JPEG, BMP, GIF, TIFF or WebP image" in message
+
+
+def test_corrupt_header_of_an_allowed_format_is_not_called_another_format(tmp_path):
+    path = tmp_path / "cat.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\xff" * 40)
+    refused(path, "starts like a PNG file", "cannot read its header", "re-export")
+
+
+def test_suffixes_the_config_picks_are_exactly_the_allowed_formats():
+    """A folder of images yields the files config.IMAGE_SUFFIXES names: each must be
+    decodable, and each allowed format reachable by one of them."""
+    by_suffix = Image.registered_extensions()
+    assert {by_suffix[suffix] for suffix in IMAGE_SUFFIXES} == set(FORMATS)
+
+
+def test_a_plain_targa_is_not_called_a_cursor():
+    # Uncompressed Targa starts with 00 00 02 00, as Windows cursors do; a cursor then
+    # counts its pictures (at least one).
+    assert (
+        identify_format(bytes([0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 8, 0])) is None
+    )
+    assert identify_format(b"\0\0\2\0\1\0" + bytes(10)) == "a CUR (Windows cursor)"
+
+
+def test_multi_picture_jpeg_uses_the_first_picture(tmp_path):
+    path = tmp_path / "stereo.jpg"
+    left, right = Image.new("RGB", (16, 16), RED), Image.new("RGB", (16, 16), BLUE)
+    left.save(path, format="MPO", save_all=True, append_images=[right], quality=95)
+    image, notes = load_image(path)
+    assert near(image.getpixel((8, 8)), RED)
+    assert "2 frames" in notes[0]
 
 
 def test_error_is_a_value_error(tmp_path):
@@ -268,6 +311,50 @@ def test_float_in_unit_range_is_scaled(tmp_path):
 @pytest.mark.parametrize("values", [[0.0, 2.0], [np.nan, 0.5]])
 def test_float_outside_unit_range_is_refused(tmp_path, values):
     refused(float_tiff(tmp_path, values), "mode F", "outside 0..1")
+
+
+def tiff_with_compression(tmp_path, code):
+    """An uncompressed RGB TIFF whose compression tag claims `code`."""
+    path = save(tmp_path, Image.new("RGB", (4, 4), RED), f"c{code}.tif")
+    data = bytearray(path.read_bytes())
+    (ifd,) = struct.unpack("<I", data[4:8])
+    (count,) = struct.unpack("<H", data[ifd : ifd + 2])
+    for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 259:
+            data[entry + 8 : entry + 10] = struct.pack("<H", code)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "compression", ["tiff_lzw", "tiff_adobe_deflate", "packbits", "jpeg"]
+)
+def test_tiff_with_a_common_compression_is_read(tmp_path, compression):
+    path = save(
+        tmp_path, Image.new("RGB", (16, 16), RED), "c.tif", compression=compression
+    )
+    image, _ = load_image(path)
+    assert near(image.getpixel((8, 8)), RED)
+
+
+@pytest.mark.parametrize("code", [6, 32809, 34676])
+def test_tiff_with_a_rare_compression_is_refused_before_decoding(
+    tmp_path, monkeypatch, code
+):
+    """Old-style JPEG, ThunderScan, SGILog: libtiff's decoder for them never runs."""
+    assert code not in TIFF_COMPRESSIONS
+    path = tiff_with_compression(tmp_path, code)
+
+    def no_decode(self):
+        raise AssertionError("pixel data was decoded")
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "load", no_decode)
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_load_libtiff", no_decode)
+    refused(path, f"TIFF with compression {code}", "does not decode", "LZW or Deflate")
+
+
+def test_tiff_compression_pillow_does_not_know_is_refused(tmp_path):
+    refused(tiff_with_compression(tmp_path, 32909), "starts like a TIFF file")
 
 
 def test_unsupported_mode_is_refused(tmp_path):

@@ -1,29 +1,40 @@
 """Trust: every bad configuration value is refused at start-up, naming the key, before any job.
 
-The fast tests call the same functions the workflow calls at start-up (common.smk): the schema
-(`validate`), the checks a schema cannot express (`check`) and the image expansion
-(`expand_images`). One end-to-end test shows the refusal reaches the user through Snakemake.
+The fast tests call the same functions the workflow calls at start-up (common.smk): the bound on
+YAML aliases (`check_expansion`), the schema (`validate`), the checks a schema cannot express
+(`check`), the image expansion (`expand_images`) and the comparisons (`resolve_compare`); names
+that become files and folders are checked against one registry (filterlens.names). End-to-end
+tests show the refusals reach the user through Snakemake.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from conftest import REPO
 from filterlens import config as cfg
+from filterlens import names, video
 
 SCHEMA = cfg.load_schema(REPO / "workflow/schemas/config.schema.yaml")
 TINY = yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text())
 
 
 def start_up(basedir: Path = REPO, **values) -> dict:
-    """What common.smk does with the configuration: validate, check, expand the images."""
-    config = cfg.validate({**TINY, **values}, SCHEMA)
+    """What common.smk does with the configuration: bound it, validate, check, expand the
+    images, resolve the comparisons."""
+    config = {**TINY, **values}
+    cfg.check_expansion(config)
+    config = cfg.validate(config, SCHEMA)
     cfg.check(config, basedir)
-    cfg.expand_images(config["images"], basedir)
+    images = cfg.expand_images(config["images"], basedir)
+    cfg.resolve_compare(config, images, basedir)
     return config
 
 
@@ -62,6 +73,7 @@ BAD = {
     "seed-negative": ("seed", {"seed": -1}),
     "seed-too-large": ("seed", {"seed": 2**64}),
     "seed-float": ("seed", {"seed": 1.5}),
+    "seed-float-past-2**53": ("seed", {"seed": 2.0**60}),  # may not be the integer written
     "device-unknown": ("device", {"device": "tpu"}),
     # images: names become folders under results/, files must exist
     "images-empty": ("images", {"images": {}}),
@@ -76,6 +88,7 @@ BAD = {
     "images-file-empty": ("images.cat", {"images": {"cat": ""}}),
     "images-file-missing": ("images.cat", {"images": {"cat": "resources/images/dog.png"}}),
     "images-glob-no-match": ("images.cat", {"images": {"cat": "resources/images/*.tiff"}}),
+    "images-name-case": ("images.cat", {"images": {"cat": CHELSEA, "Cat": CHELSEA}}),
     "max_image_pixels-zero": ("max_image_pixels", {"max_image_pixels": 0}),
     "batch_size-zero": ("batch_size", {"batch_size": 0}),
     # layers and filters
@@ -125,6 +138,7 @@ BAD = {
     "video_filename-not-avi": ("video_filename", {"video_filename": "b.mp4"}),
     "video_filename-hidden": ("video_filename", {"video_filename": ".avi"}),
     "fps-zero": ("fps", {"fps": 0}),
+    "fps-below-minimum": ("fps", {"fps": 0.000999}),
     "fps-negative": ("fps", {"fps": -5}),
     "fps-absurd": ("fps", {"fps": 1e6}),
     "fps-string": ("fps", {"fps": "ten"}),
@@ -133,10 +147,14 @@ BAD = {
     "runs-name-parent": ("runs", {"runs": {"../x": {}}}),
     "runs-name-subfolder": ("runs", {"runs": {"a/b": {}}}),
     "runs-name-dotdot": ("runs", {"runs": {"..": {}}}),
-    "runs-name-activations": ("runs", {"runs": {"activations": {}}}),
+    "runs-name-activations": ("runs.activations", {"runs": {"activations": {}}}),
+    "runs-name-activations-case": ("runs.Activations", {"runs": {"Activations": {}}}),
+    "runs-name-image-file": ("runs.layer_stats.tsv", {"runs": {"layer_stats.tsv": {}}}),
+    "runs-name-case": ("runs.dark", {"runs": {"dark": {}, "Dark": {}}}),
     "runs-overrides-not-a-mapping": ("runs.a", {"runs": {"a": "magma"}}),
     "runs-key-not-overridable": ("runs.a", {"runs": {"a": {"models": ["alexnet"]}}}),
     "runs-fps-zero": ("runs.a.fps", {"runs": {"a": {"fps": 0}}}),
+    "runs-fps-below-minimum": ("runs.a.fps", {"runs": {"a": {"fps": 0.0005}}}),
     "runs-cmap-unknown": ("runs.a.cmap", {"runs": {"a": {"cmap": "no_such_colormap"}}}),
     "runs-video-subfolder": (
         "runs.a.video_filename",
@@ -159,6 +177,11 @@ BAD = {
     "top_k-text": ("top_k", {"top_k": "many"}),
     "compare-missing-side": ("compare.x", {"compare": {"x": {"a": {"model": "resnet18", "image": "chelsea"}}}}),
     "compare-escaping-name": ("compare", {"compare": {"../x": {}}}),
+    "compare-name-case": (
+        "compare.x",
+        {"compare": {n: {"a": {"model": "resnet18", "image": "chelsea"},
+                         "b": {"model": "alexnet", "image": "chelsea"}} for n in ("x", "X")}},
+    ),  # fmt: skip
 }
 
 
@@ -177,7 +200,7 @@ def test_the_tiny_config_itself_passes():
 @pytest.mark.parametrize(
     "values",
     [{"weights_checksums": "workflow/checksums/weights.sha256"}, {"seed": 2**64 - 1},
-     {"img_size": [16, 4096]}, {"clip_percentiles": [0, 100]}, {"fps": 1000},
+     {"img_size": [16, 4096]}, {"clip_percentiles": [0, 100]}, {"fps": 1000}, {"fps": 0.001},
      {"runs": {"a.b-c_1": {"fps": 0.5}}}, {"images": {"set": "resources/images"}}],
 )  # fmt: skip
 def test_values_at_the_limits_pass(values):
@@ -190,6 +213,253 @@ def test_every_schema_key_has_a_refused_bad_value():
     tested |= {name for _, values in BAD.values() for name in values}
     missing = set(SCHEMA["properties"]) - tested
     assert not missing, f"no bad-value case for {sorted(missing)}"
+
+
+# --- whole-number floats are integers ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, key, expected",
+    [
+        ("img_size: [64.0, 48.0]", "img_size", [64, 48]),
+        ("img_size: 64.0", "img_size", 64),
+        ("max_filters_per_layer: 2.0", "max_filters_per_layer", 2),
+        ("seed: 7.0", "seed", 7),
+        ("max_image_pixels: 1.0e+6", "max_image_pixels", 1_000_000),
+        ("top_k: 3.0", "top_k", 3),
+    ],
+)
+def test_whole_number_float_in_yaml_is_an_integer(text, key, expected):
+    config = start_up(**yaml.safe_load(text))
+    assert config[key] == expected
+    values = config[key] if isinstance(expected, list) else [config[key]]
+    assert all(type(v) is int for v in values), values  # not 64.0: code downstream needs an int
+
+
+def test_whole_number_float_on_the_command_line_is_an_integer():
+    """`--config img_size=[64.0,48.0]` arrives as text; `max_filters_per_layer=2.0` as a float."""
+    config = start_up(img_size=["64.0", "48.0"], max_filters_per_layer=2.0)
+    assert (config["img_size"], config["max_filters_per_layer"]) == ([64, 48], 2)
+    assert type(config["max_filters_per_layer"]) is int
+
+
+@pytest.mark.parametrize(
+    "values", [{"img_size": [64.5, 48]}, {"img_size": "64.5"}, {"max_filters_per_layer": 2.5}]
+)
+def test_fractional_float_is_still_refused(values):
+    key = next(iter(values))
+    message = refused(key, **values)
+    assert "is not allowed" in message and "integer" in message
+
+
+# --- fps: every allowed value encodes --------------------------------------------------------
+
+
+def avi_rate(path: Path) -> Fraction:
+    """The frame rate an AVI's video stream header (strh) stores, as dwRate / dwScale."""
+    data = path.read_bytes()
+    header = data.index(b"strh") + 8
+    scale, rate = (int.from_bytes(data[i : i + 4], "little") for i in (header + 20, header + 24))
+    return Fraction(rate, scale)
+
+
+def test_smallest_allowed_fps_encodes_a_real_video_at_that_rate(tmp_path):
+    lowest = SCHEMA["definitions"]["run_keys"]["fps"]["minimum"]
+    frames = []
+    for i, colour in enumerate([(255, 0, 0), (0, 0, 255)]):
+        frames.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (8, 8), colour).save(frames[-1])
+    target = tmp_path / "slow.avi"
+    assert video.encode_avi(frames, target, start_up(fps=lowest)["fps"]) == 2
+    assert avi_rate(target) == Fraction(str(lowest))
+    decoded = video.decode_frames(target, 8, 8)
+    assert decoded.shape == (2, 8, 8, 3) and tuple(decoded[1, 0, 0]) == (0, 0, 255)
+    refused("fps", fps=lowest * 0.999)
+
+
+# --- YAML aliases: a bound before anything walks the configuration ---------------------------
+
+
+def alias_bomb(levels: int, width: int = 10, mapping: bool = False) -> str:
+    """YAML whose nested aliases expand to width**levels values ("billion laughs")."""
+    if mapping:
+        node = "&a0 {" + ", ".join(f"k{j}: conv1" for j in range(width)) + "}"
+    else:
+        node = "&a0 [" + ", ".join(["conv1"] * width) + "]"
+    for i in range(1, levels):
+        refs = [f"*a{i - 1}"] * (width - 1)
+        if mapping:
+            items = [f"k0: {node}"] + [f"k{j}: {ref}" for j, ref in enumerate(refs, 1)]
+            node = f"&a{i} {{" + ", ".join(items) + "}"
+        else:
+            node = f"&a{i} [" + ", ".join([node, *refs]) + "]"
+    return f"layers: {node}\n"
+
+
+@pytest.mark.parametrize("mapping", [False, True], ids=["lists", "mappings"])
+def test_alias_bomb_file_is_refused_naming_file_and_bound(tmp_path, mapping):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb(9, mapping=mapping))  # a billion values in 0.5 kB
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.check_expansion({}, [path])
+    assert str(info.value).startswith(f"config file {path}: its YAML aliases")
+    assert "more than 100,000 values" in str(info.value)
+
+
+def test_alias_bomb_in_the_merged_configuration_is_refused():
+    """What Snakemake merged (lists stay shared references) is bounded too."""
+    config = {**TINY, **yaml.safe_load(alias_bomb(9))}
+    with pytest.raises(cfg.ConfigError, match="^the configuration: its YAML aliases"):
+        start_up(**config)
+
+
+def test_alias_cycle_is_refused(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text("layers: &loop [conv1, *loop]\n")
+    with pytest.raises(cfg.ConfigError, match="refers to a value that contains it"):
+        cfg.load_yaml(path)
+
+
+def test_aliases_within_the_bound_pass(tmp_path):
+    path = tmp_path / "shared.yaml"
+    path.write_text(alias_bomb(4) + "img_size: &side [64, 64]\nrecheck: *side\n")
+    cfg.load_yaml(path)  # 10**4 values
+    bound = {"layers": [["conv1"] * 1000] * 99}  # 99,000 leaves + 100 lists: at the bound
+    cfg.check_expansion(bound)
+    with pytest.raises(cfg.ConfigError):
+        cfg.check_expansion({"layers": [["conv1"] * 1000] * 100})
+
+
+# Runs a command and prints the peak memory of its process tree (kB), so that the test sees
+# Snakemake's memory alone.
+PEAK_RSS = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.stdout.write(done.stdout + done.stderr)
+print(f"\\npeak-rss-kb {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+"""
+
+
+@pytest.mark.workflow
+def test_snakemake_refuses_an_alias_bomb_in_little_time_and_memory(workflow_copy):
+    """A billion-value list bomb: refused at start-up, in the memory Snakemake needs anyway. A
+    walk of it (validation, copying, provenance) would take hours and all memory."""
+    bomb = workflow_copy.root / "bomb.yaml"
+    bomb.write_text(alias_bomb(9))
+    command = [sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "snakemake", "--cores", "1",
+               "-n", "--configfile", str(bomb)]  # fmt: skip
+    result = subprocess.run(command, cwd=workflow_copy.root, capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    output, peak = result.stdout.rsplit("peak-rss-kb", 1)
+    assert f"config file {bomb}: its YAML aliases (*name) expand to more than 100,000" in output
+    assert "Building DAG of jobs" not in output
+    assert int(peak) < 1_000_000, f"peak memory {int(peak) // 1024} MiB"
+
+
+# --- names that become files and folders -----------------------------------------------------
+
+
+def folder_of_images(root: Path, folder: str, *files: str) -> Path:
+    (root / folder).mkdir(parents=True)
+    for name in files:
+        Image.new("RGB", (2, 2)).save(root / folder / name)
+    return root
+
+
+def test_folder_image_meeting_a_named_image_is_refused(tmp_path):
+    folder_of_images(tmp_path, "shots", "a.png", "b.png")
+    (tmp_path / "b.png").write_bytes((tmp_path / "shots/b.png").read_bytes())
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.expand_images({"shots": "shots", "shots_b": "b.png"}, tmp_path)
+    assert str(info.value) == (
+        "config key 'images.shots' -> image name 'shots_b' (from shots/b.png) and config key "
+        "'images.shots_b' both make results/<model>/shots_b; rename one of them"
+    )
+
+
+def test_two_files_with_one_stem_are_refused(tmp_path):
+    folder_of_images(tmp_path, "shots", "a.png", "a.JPG")
+    with pytest.raises(cfg.ConfigError, match=r"\(from shots/a.JPG\) and .* \(from shots/a.png\)"):
+        cfg.expand_images({"shots": "shots"}, tmp_path)
+
+
+def test_folder_images_differing_in_case_only_are_refused(tmp_path):
+    folder_of_images(tmp_path, "shots", "Cat.png", "cat.jpg")
+    with pytest.raises(cfg.ConfigError, match="ignores case, as on macOS and Windows"):
+        cfg.expand_images({"shots": "shots"}, tmp_path)
+
+
+def test_image_name_too_long_with_the_suffixes_is_refused(tmp_path):
+    """`shots_<stem>.log` and its temporary name `.shots_<stem>.log.<8 hex>.tmp` must fit."""
+    longest = 255 - len(".shots_.log.01234567.tmp")
+    folder_of_images(tmp_path, "shots", "x" * longest + ".png")
+    assert list(cfg.expand_images({"shots": "shots"}, tmp_path)) == ["shots_" + "x" * longest]
+    folder_of_images(tmp_path, "snaps", "y" * (longest + 1) + ".png")
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.expand_images({"snaps": "snaps"}, tmp_path)
+    assert "config key 'images.snaps' -> image name 'snaps_yyy" in str(info.value)
+    assert "would be 256 bytes, over the file system's limit of 255 bytes" in str(info.value)
+    assert "rename the file or shorten the key" in str(info.value)
+
+
+def test_name_length_limit_is_the_file_systems(tmp_path, monkeypatch):
+    """eCryptfs, for one, takes 143 bytes; the limit is asked of the folder results/ goes in."""
+    asked = []
+
+    def pathconf(path, name):
+        asked.append((Path(path), name))
+        return 143
+
+    monkeypatch.setattr(names.os, "pathconf", pathconf)
+    folder_of_images(tmp_path, "shots", "x" * 120 + ".png")
+    with pytest.raises(cfg.ConfigError, match="limit of 143 bytes"):
+        cfg.expand_images({"shots": "shots"}, tmp_path)
+    assert (tmp_path.resolve(), "PC_NAME_MAX") in asked  # results/ does not exist yet
+
+
+def test_name_length_limit_defaults_to_255_bytes(tmp_path, monkeypatch):
+    def no_pathconf(path, name):
+        raise OSError("not supported")
+
+    monkeypatch.setattr(names.os, "pathconf", no_pathconf)
+    assert names.name_max(tmp_path) == 255
+
+
+@pytest.mark.parametrize(
+    "sets, words",
+    [
+        ({"pets": [], "Pets": []}, ["'image_sets.pets' and config key 'image_sets.Pets'",
+                                    "results/<model>/_sets/pets", "ignores case"]),
+        ({"{pets}": []}, ["'image_sets.{pets}'", "wildcard"]),
+        ({".pets": []}, ["'image_sets..pets'", "starts with '.'"]),
+        ({"p" * 238: []}, ["would be 256 bytes", "at most 237 bytes"]),
+    ],
+    ids=["case", "braces", "hidden", "too-long"],
+)  # fmt: skip
+def test_image_set_names_are_checked(sets, words):
+    """For the coming `image_sets` key: its resolver calls check_names("set", ...)."""
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.check_names("set", [names.Name(s, f"image_sets.{s}") for s in sets])
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_registry_refuses_reserved_entries_at_every_level():
+    """Each of the workflow's own entries is refused as the name that would meet it."""
+    for level in names.LEVELS:
+        for entry in level.reserved:
+            name = names.Name(entry, f"x.{entry}")
+            found = names.problems(level.kind, [name])
+            assert any(f"{level.folder}{entry} is the workflow's own" in p for p in found), entry
+        for prefix in level.prefixes:
+            found = names.problems(level.kind, [names.Name(f"{prefix}x", f"x.{prefix}x")])
+            assert any(f"starts with '{prefix}'" in p for p in found), prefix
+
+
+def test_valid_names_pass_the_registry():
+    valid = [names.Name(n, f"runs.{n}") for n in ("default", "dark", "a.b-c_1", "x" * 80)]
+    assert names.problems("run", valid) == []
+    assert cfg.expand_images({"pet": CHELSEA}, REPO) == {"pet": CHELSEA}
 
 
 @pytest.mark.workflow

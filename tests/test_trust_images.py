@@ -1,6 +1,9 @@
 """Trust: bad input images are refused early and clearly, and leave no output behind.
 
 A path that is missing, or a folder without images, is refused at start-up by the config check.
+Only the raster formats on the allow list (images.FORMATS) are ever decoded: a file in another
+format (EPS, PDF, SVG, ...) is refused naming its real format, and no other Pillow plugin (the EPS
+one would run Ghostscript) ever sees it.
 A file that exists but is no usable image (empty, text, truncated, a decompression bomb) fails its
 extraction job before any model work, with a message naming the file and the reason, on
 Snakemake's stderr and in the job's log, and leaves no activations behind. Each kind of bad file is
@@ -9,6 +12,7 @@ unit-tested in test_images.py; here a representative set goes through the real w
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -20,6 +24,7 @@ from PIL import Image
 
 from conftest import REPO, Workflow, copy_workflow
 from filterlens import config as cfg
+from filterlens import images
 
 # --- start-up: what an `images` entry may name ------------------------------------------------
 
@@ -82,6 +87,107 @@ def test_snakemake_refuses_the_image_at_start_up(workflow_copy, spec, message):
     assert not (workflow_copy.root / "results").exists()
 
 
+# --- decoding: only the raster formats on the allow list -------------------------------------
+
+SQUARE = Image.new("RGB", (8, 8), (200, 30, 30))
+POSTSCRIPT = "%!PS-Adobe-3.0\n/Times-Roman findfont 12 scalefont setfont\n72 72 moveto (cat) show\nshowpage\n"
+SVG = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>\n'
+)
+
+
+def write_other_format(path: Path, kind: str) -> Path:
+    """A real file of `kind` (Pillow writes the raster and EPS/PDF ones), under `path`'s name."""
+    if kind == "PostScript":
+        path.write_text(POSTSCRIPT)
+    elif kind == "SVG":
+        path.write_text(SVG)
+    elif kind == "HEIC":  # an ISO media header with the HEIC brand: what iPhones save
+        path.write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64))
+    else:
+        SQUARE.save(path, format=kind)
+    return path
+
+
+# kind -> how the refusal names it
+OTHER_FORMATS = {
+    "EPS": "is an EPS (Encapsulated PostScript) file",
+    "PostScript": "is a PostScript file",
+    "PDF": "is a PDF file",
+    "SVG": "is an SVG (Scalable Vector Graphics) file",
+    "HEIC": "is a HEIC/HEIF file",
+    "ICO": "is an ICO (Windows icon) file",
+    "JPEG2000": "is a JPEG 2000 file",
+    "PPM": "is a Netpbm (PBM/PGM/PPM) file",
+    "DDS": "is a DDS (DirectDraw Surface) file",
+}
+
+
+@pytest.fixture
+def foreign_plugins(monkeypatch):
+    """Replace the opener of every Pillow plugin outside the allow list by a spy that records
+    the call and refuses, so that a test sees any file that reached one."""
+    Image.init()
+    calls = []
+    for name, (factory, accept) in list(Image.OPEN.items()):
+        if name not in images.FORMATS:
+
+            @functools.wraps(factory)  # keeps the plugin's attributes, e.g. its description
+            def spy(fp, filename=None, name=name):
+                calls.append(name)
+                raise AssertionError(f"the {name} plugin was asked to open {filename}")
+
+            monkeypatch.setitem(Image.OPEN, name, (spy, accept))
+    return calls
+
+
+@pytest.mark.parametrize("kind", OTHER_FORMATS)
+def test_other_format_is_refused_naming_it_without_any_other_plugin(
+    tmp_path, kind, foreign_plugins
+):
+    path = write_other_format(tmp_path / "photo.jpg", kind)
+    with pytest.raises(images.ImageInputError) as info:
+        images.load_image(path)
+    assert str(info.value) == (
+        f"{path}: {OTHER_FORMATS[kind]}, not a raster image format filterlens reads "
+        "(allowed: PNG, JPEG, BMP, GIF, TIFF, WebP); convert it to PNG"
+    )
+    assert foreign_plugins == []
+
+
+def test_the_spy_sees_what_an_unrestricted_open_would_do(tmp_path, foreign_plugins):
+    """The check above can fail: Pillow left to itself hands an EPS file to the EPS plugin,
+    whose load() runs Ghostscript."""
+    path = write_other_format(tmp_path / "photo.jpg", "EPS")
+    with pytest.raises(AssertionError, match="EPS plugin"):
+        Image.open(path)
+    assert foreign_plugins == ["EPS"]
+
+
+def test_eps_never_reaches_ghostscript(tmp_path, monkeypatch):
+    """With the real plugins in place: the EPS plugin's reader and Ghostscript stay unused."""
+    from PIL import EpsImagePlugin  # noqa: PLC0415
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("EPS data was handed to the EPS plugin or Ghostscript")
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", forbidden)
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", forbidden)
+    path = write_other_format(tmp_path / "figure.png", "EPS")
+    with pytest.raises(images.ImageInputError, match="is an EPS"):
+        images.load_image(path)
+
+
+@pytest.mark.parametrize("kind", ["PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"])
+def test_allowed_formats_load_without_any_other_plugin(tmp_path, kind, foreign_plugins):
+    path = tmp_path / f"square.{kind.lower()}"
+    SQUARE.save(path, format=kind, **({"lossless": True} if kind == "WEBP" else {}))
+    image, _ = images.load_image(path)
+    assert image.size == (8, 8)
+    assert foreign_plugins == []
+
+
 # --- extraction: files that exist but are no usable image -------------------------------------
 
 # A stand-in for torch: a job that imports it leaves a marker named after its image, then fails.
@@ -123,9 +229,11 @@ def bad_images(folder: Path) -> dict[str, str]:
     (folder / "half.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
     (folder / "twothirds.png").write_bytes(png.getvalue()[: len(png.getvalue()) * 2 // 3])
     (folder / "bomb.png").write_bytes(bomb_png(8000, 8000))  # 64 MP, 60 kB on disk
+    write_other_format(folder / "vector.jpg", "EPS")
     return {
         "bad_empty": "file is empty (0 bytes)",
-        "bad_page": "content is not an image format Pillow can read (it starts with plain text",
+        "bad_page": "content is not an image format filterlens reads (it starts with plain text",
+        "bad_vector": "is an EPS (Encapsulated PostScript) file, not a raster image format",
         "bad_half": "image data is truncated or corrupt",
         "bad_twothirds": "image data is truncated or corrupt",
         "bad_bomb": "image is 8000x8000 = 64,000,000 pixels, over the limit of 50,000,000 pixels",
@@ -159,7 +267,7 @@ def test_bad_images_fail_the_run(bad_run):
 
 @pytest.mark.workflow
 @pytest.mark.parametrize(
-    "image", ["bad_empty", "bad_page", "bad_half", "bad_twothirds", "bad_bomb"]
+    "image", ["bad_empty", "bad_page", "bad_vector", "bad_half", "bad_twothirds", "bad_bomb"]
 )
 def test_bad_image_message_names_file_and_reason(bad_run, image):
     wf, reasons, result = bad_run

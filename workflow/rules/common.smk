@@ -15,6 +15,7 @@ from filterlens.paths import ACTIVATIONS, IMAGE_DIR, PAGE_DIR, RUN_DIR
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
+cfg.check_expansion(config, workflow.configfiles)
 cfg.replace_mappings(
     config,
     [cfg.load_yaml(path) for path in workflow.config_settings.configfiles]

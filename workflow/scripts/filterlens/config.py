@@ -12,9 +12,13 @@ import glob
 import os
 import re
 from pathlib import Path
+from typing import Iterable
 
 import jsonschema
 import yaml
+
+from .names import Name, name_max
+from .names import problems as name_problems
 
 # Keys a run under `runs:` may override: rendering and normalization only, so that runs share the
 # fetched weights and the extracted activations.
@@ -47,8 +51,77 @@ def load_schema(path: str | os.PathLike) -> dict:
 
 
 def load_yaml(path: str | os.PathLike) -> dict:
+    """A YAML file's content, refused if its aliases expand beyond MAX_CONFIG_VALUES."""
     with open(path) as fh:
-        return yaml.safe_load(fh) or {}
+        data = yaml.safe_load(fh) or {}
+    _check_expansion(data, f"config file {os.fspath(path)}")
+    return data
+
+
+# PyYAML builds an alias (*name) as a second reference to the anchored value: cheap to
+# load, but validating, copying or writing the configuration visits every reference, so
+# a few lines of nested aliases ("billion laughs") can stand for billions of values.
+MAX_CONFIG_VALUES = 100_000
+
+
+def check_expansion(config: dict, files: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse each config file, then the merged configuration, whose aliases expand
+    beyond MAX_CONFIG_VALUES values: the first thing at start-up, before any walk."""
+    for path in files:
+        load_yaml(path)
+    _check_expansion(config, "the configuration")
+
+
+def _check_expansion(data, source: str, limit: int = MAX_CONFIG_VALUES) -> None:
+    try:
+        size = _expanded_size(data, limit)
+    except ValueError:
+        raise ConfigError(
+            f"{source}: a YAML alias refers to a value that contains it (a cycle), so the "
+            "configuration never ends; write the values out instead"
+        ) from None
+    if size > limit:
+        raise ConfigError(
+            f"{source}: its YAML aliases (*name) expand to more than {limit:,} values, "
+            "refused before filterlens reads them (a 'billion laughs' document would exhaust "
+            "memory); write the values out, or use fewer nested aliases"
+        )
+
+
+def _expanded_size(data, limit: int) -> int:
+    """How many values `data` holds with a shared list or mapping counted once per
+    reference, as a walk would meet them; limit + 1 once above `limit`.
+
+    Each distinct list or mapping is visited once (memoized by id), so the cost is that of
+    the text however far its aliases expand. ValueError if a value contains itself.
+    """
+    sizes: dict[int, int] = {}  # id of a counted list or mapping -> its expanded size
+    open_ids: set[int] = set()  # those whose contents are being counted: the ancestors
+    stack = [data]
+    while stack:
+        node = stack[-1]
+        if id(node) in sizes or not _is_container(node):
+            stack.pop()
+            continue
+        values = list(node.values()) if isinstance(node, dict) else list(node)
+        inner = [v for v in values if _is_container(v)]
+        if id(node) not in open_ids:  # first visit: count the contents first
+            open_ids.add(id(node))
+            if any(id(v) in open_ids for v in inner):
+                raise ValueError("a value contains itself")
+            stack.extend(v for v in inner if id(v) not in sizes)
+            continue
+        size = 1 + len(values) - len(inner) + sum(sizes[id(v)] for v in inner)
+        if size > limit:
+            return limit + 1
+        sizes[id(node)] = size
+        open_ids.discard(id(node))
+        stack.pop()
+    return sizes.get(id(data), 1)
+
+
+def _is_container(value) -> bool:
+    return isinstance(value, (dict, list, tuple))
 
 
 # Mappings that a later config replaces instead of extending.
@@ -77,16 +150,27 @@ def validate(config: dict, schema: dict) -> dict:
         if key not in config:
             default = _resolve(schema, prop).get("default", prop.get("default"))
             config[key] = copy.deepcopy(default)
-    validator = jsonschema.Draft7Validator(schema)
+    validator = _Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("invalid configuration:\n" + "\n".join(_describe(schema, e) for e in errors))
     return config
 
 
+# jsonschema counts 64.0 as an integer; the code after it needs an int. _coerce turns whole
+# floats into ints, so here an integer is an int, and a float left over is refused.
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft7Validator,
+    type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+
+
 def _coerce(value, node: dict, schema: dict):
     """Type command-line text by the schema: `--config save_16bit=true clip_percentiles=[1,99]`
-    arrives as strings ('true', ['1', '99']); YAML config files are typed already."""
+    arrives as strings ('true', ['1', '99']); YAML config files are typed already, but a
+    whole-number float (`img_size: [64.0, 64.0]`) is taken where the schema wants an integer."""
     node = _resolve(schema, node)
     options = node.get("oneOf") or node.get("anyOf") or [node]
     if len(options) > 1 or options[0] is not node:
@@ -106,6 +190,8 @@ def _coerce(value, node: dict, schema: dict):
             else _coerce(v, extra, schema) if isinstance(extra, dict) else v
             for k, v in value.items()
         }  # fmt: skip
+    if isinstance(value, float) and "integer" in types:
+        return _whole(value)
     if not isinstance(value, str):
         return value
     text = value.strip().lower()
@@ -113,13 +199,32 @@ def _coerce(value, node: dict, schema: dict):
         return text == "true"
     if "null" in types and text in ("null", "none", "~"):
         return None
-    for kind, parse in (("integer", int), ("number", float)):
+    for kind, parse in (("integer", _parse_integer), ("number", float)):
         if kind in types:
             try:
                 return parse(text)
             except ValueError:
                 pass
     return value
+
+
+def _whole(number: float) -> int | float:
+    """64.0 -> 64; other floats unchanged, for the schema to refuse as not an integer: 64.5,
+    and those above 2**53, where a float may no longer be the integer that was written."""
+    if number.is_integer() and abs(number) <= 2**53:
+        return int(number)
+    return number
+
+
+def _parse_integer(text: str) -> int:
+    """'64' or '64.0' -> 64; ValueError for '64.5'."""
+    try:
+        return int(text)
+    except ValueError:
+        whole = _whole(float(text))
+        if isinstance(whole, int):
+            return whole
+        raise
 
 
 def _resolve(schema: dict, prop: dict) -> dict:
@@ -171,8 +276,9 @@ def check(config: dict, basedir: str | os.PathLike = ".") -> None:
             f"state-dict file (looked in {Path(basedir).resolve()})"
         )
     _check_checksums(config.get("weights_checksums"), Path(basedir))
+    _check_config_names(config, basedir)
     for run, settings in resolve_runs(config).items():
-        where = "" if run == DEFAULT_RUN and not config["runs"] else f"runs.{run}."
+        where = _run_prefix(config, run)
         if settings["cmap"] not in matplotlib.colormaps:
             raise ConfigError(
                 f"config key '{where}cmap': unknown colormap {settings['cmap']!r}. Allowed: a "
@@ -192,6 +298,21 @@ def check(config: dict, basedir: str | os.PathLike = ".") -> None:
                         "other: 16-bit frames are data, so they carry no overlay or legend. "
                         f"Set one of them to false."
                     )
+
+
+def _run_prefix(config: dict, run: str) -> str:
+    """Where a run's settings are in the config: 'runs.<run>.', or the top level."""
+    return "" if run == DEFAULT_RUN and not config["runs"] else f"runs.{run}."
+
+
+def _check_config_names(config: dict, basedir) -> None:
+    """Models, runs and each run's video name files and folders (images: expand_images)."""
+    models = [Name(model, f"models.{i}") for i, model in enumerate(config["models"])]
+    check_names("model", models, basedir)
+    check_names("run", [Name(run, f"runs.{run}") for run in config["runs"] or {}], basedir)
+    for run, settings in resolve_runs(config).items():  # each video has its own run folder
+        video = Name(settings["video_filename"], f"{_run_prefix(config, run)}video_filename")
+        check_names("video", [video], basedir)
 
 
 def _check_checksums(sums: str | None, basedir: Path) -> None:
@@ -247,10 +368,28 @@ def img_size(config: dict) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (size[0], size[1])
 
 
+def check_names(kind: str, names: list[Name], basedir: str | os.PathLike = ".") -> None:
+    """Refuse names of one kind ("image", "run", "set", ...; see names.LEVELS) that meet the
+    workflow's own files or folders, or each other, hold wildcard braces, or are too long
+    for the file system under `basedir`/results."""
+    found = name_problems(kind, names, name_max(basedir))
+    if len(found) == 1:
+        raise ConfigError(found[0])
+    if found:
+        raise ConfigError("invalid names:\n" + "\n".join(f"  - {p}" for p in found))
+
+
 def expand_images(images: dict[str, str], basedir: str | os.PathLike = ".") -> dict[str, str]:
-    """Map image name -> file. A folder or glob expands to `<name>_<file stem>` per image file."""
-    basedir = Path(basedir)
-    expanded: dict[str, str] = {}
+    """Map image name -> file. A folder or glob expands to `<name>_<file stem>` per image file.
+    The names are checked (check_names): each becomes a folder under results/<model>/."""
+    found = _image_files(images, Path(basedir))
+    check_names("image", [name for name, _ in found], basedir)
+    return {name.value: file for name, file in found}
+
+
+def _image_files(images: dict[str, str], basedir: Path) -> list[tuple[Name, str]]:
+    """(name, file) for each image, with the config key the name comes from."""
+    expanded: list[tuple[Name, str]] = []
     for name, spec in images.items():
         path = basedir / spec
         if glob.has_magic(spec):
@@ -263,7 +402,7 @@ def expand_images(images: dict[str, str], basedir: str | os.PathLike = ".") -> d
                     f"config key 'images.{name}': file {spec!r} does not exist "
                     f"(paths are relative to {basedir.resolve()})"
                 )
-            expanded[_add(expanded, name, spec)] = spec
+            expanded.append((Name(name, f"images.{name}"), spec))
             continue
         if not files:
             what = "matches no image file"
@@ -275,18 +414,13 @@ def expand_images(images: dict[str, str], basedir: str | os.PathLike = ".") -> d
             )
         for file in files:
             label = f"{name}_{_NAME.sub('-', file.stem)}"
-            expanded[_add(expanded, label, spec)] = os.path.relpath(file, basedir)
+            relative = os.path.relpath(file, basedir)
+            expanded.append((Name(label, f"images.{name}", f"from {relative}"), relative))
     return expanded
 
 
 def _is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def _add(expanded: dict, name: str, spec: str) -> str:
-    if name in expanded:
-        raise ConfigError(f"config key 'images': two images are named {name!r} (from {spec!r})")
-    return name
 
 
 def torchvision_classification_models() -> set[str]:
@@ -308,11 +442,14 @@ def torchvision_classification_models() -> set[str]:
     return names
 
 
-def resolve_compare(config: dict, images: dict[str, str]) -> dict[str, dict]:
+def resolve_compare(
+    config: dict, images: dict[str, str], basedir: str | os.PathLike = "."
+) -> dict[str, dict]:
     """`compare` entries, checked: each side names an image under `images` (after folders and
     globs are expanded) and a torchvision classification model. Weights are global, so both sides
     always share them: two weight sets cannot be compared in one invocation."""
     pairs = config.get("compare") or {}
+    check_names("compare", [Name(name, f"compare.{name}") for name in pairs], basedir)
     known_models = torchvision_classification_models() if pairs else set()
     for name, pair in pairs.items():
         for side in ("a", "b"):

@@ -15,8 +15,15 @@ Processed, each with a note for the log where something was changed:
   * Animated GIF / multi-page files: the first frame is used.
   * Any size from 1x1 up to ``max_pixels``; resizing is left to resize_for_model.
 
+Decoded only from the raster formats in ``FORMATS`` (PNG, JPEG, BMP, GIF, TIFF,
+WebP): Pillow tries no other plugin, so no file reaches an external interpreter
+(Pillow's EPS plugin runs Ghostscript) or a codec filterlens does not need. A TIFF is
+decoded only with a common compression (``TIFF_COMPRESSIONS``), never with one of
+libtiff's rarely used decoders.
+
 Refused with ImageInputError (message: file, reason, fix): missing path, directory,
-empty file, content that is not an image (e.g. text named .jpg), truncated or corrupt
+empty file, content in another format (named from its first bytes, e.g. an EPS or PDF
+named .jpg), content that is not an image (e.g. text named .jpg), truncated or corrupt
 data (always fully decoded, never padded), more pixels than ``max_pixels`` (checked
 from the header before decoding), I/F images whose value range is ambiguous, and
 other pixel modes (LAB, HSV, ...).
@@ -25,6 +32,7 @@ other pixel modes (LAB, HSV, ...).
 from __future__ import annotations
 
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -35,6 +43,44 @@ from PIL import ExifTags, Image, ImageFile, ImageOps
 # Pillow's own warning threshold (~89.5 MP), so Pillow stays quiet by default.
 DEFAULT_MAX_PIXELS = 50_000_000
 MAX_PIXELS_CONFIG_KEY = "max_image_pixels"
+
+# The formats filterlens decodes, Pillow's name -> the name messages use. Image.open
+# tries only these plugins; config.IMAGE_SUFFIXES lists their file name suffixes. A
+# JPEG holding several pictures (MPO, from stereo cameras) is read as its first one.
+FORMATS = {
+    "PNG": "PNG",
+    "JPEG": "JPEG",
+    "BMP": "BMP",
+    "GIF": "GIF",
+    "TIFF": "TIFF",
+    "WEBP": "WebP",
+}
+
+# TIFF compressions handed to libtiff: the common ones. Old-style JPEG (6), ThunderScan,
+# SGILog and CCITT RLEW are rare, and libtiff's decoders for them have the longest
+# record of security fixes. Pillow refuses codes it does not know (PixarLog, LERC).
+TIFF_COMPRESSIONS = {
+    1: "none",
+    2: "CCITT RLE",
+    3: "CCITT Group 3",
+    4: "CCITT Group 4",
+    5: "LZW",
+    7: "JPEG",
+    8: "Deflate",
+    32773: "PackBits",
+    32946: "Deflate",
+    34925: "LZMA",
+    50000: "Zstandard",
+    50001: "WebP",
+}
+_REFUSED_TIFF_COMPRESSIONS = {
+    6: "old-style JPEG",
+    32771: "CCITT RLEW",
+    32809: "ThunderScan",
+    34676: "SGILog",
+    34677: "SGILog24",
+}
+_TIFF_COMPRESSION_TAG = 259
 
 # Modes Image.convert("RGB") turns into correct colours; others (LAB, HSV) are refused.
 _CONVERTIBLE_MODES = {"1", "L", "P", "RGB", "RGBX", "YCbCr", "CMYK"}
@@ -81,6 +127,7 @@ def load_image(
     _check_file(path)
     with _open(path, max_pixels) as probe:
         _check_pixels(path, probe.size, max_pixels)
+        _check_tiff_compression(path, probe)
         # Cheap structural check without decoding pixels; for PNG it also catches a
         # missing tail that a full decode would not notice.
         _decoding(path, probe.verify)
@@ -108,20 +155,12 @@ def _check_file(path) -> None:
 
 
 def _open(path, max_pixels: int) -> Image.Image:
-    """Open lazily (header only), translating Pillow's errors into ImageInputError."""
+    """Open lazily (header only), trying the allowed plugins only; Pillow's errors
+    become ImageInputError."""
     try:
-        return Image.open(path)
+        return Image.open(path, formats=list(FORMATS))
     except Image.UnidentifiedImageError:
-        hint = (
-            " (it starts with plain text, e.g. an HTML page)"
-            if _looks_like_text(path)
-            else ""
-        )
-        raise _refuse(
-            path,
-            f"content is not an image format Pillow can read{hint}",
-            "check it really is an image; a file extension alone does not make one",
-        ) from None
+        raise _unidentified(path) from None
     except Image.DecompressionBombError as exc:
         # Pillow's own guard (2 x PIL.Image.MAX_IMAGE_PIXELS) fires inside Image.open.
         raise _refuse(
@@ -134,11 +173,106 @@ def _open(path, max_pixels: int) -> Image.Image:
         raise _refuse(path, f"cannot be read: {exc}") from exc
 
 
-def _looks_like_text(path) -> bool:
-    """True if the file starts with ASCII text; image headers contain binary bytes."""
+def _unidentified(path) -> ImageInputError:
+    """The refusal of a file no allowed plugin opened, naming what it really is."""
     with open(path, "rb") as handle:
-        head = handle.read(512)
-    return head.isascii() and b"\0" not in head
+        head = handle.read(4096)
+    other = identify_format(head)
+    if other:
+        return _refuse(
+            path,
+            f"is {other} file, not a raster image format filterlens reads "
+            f"(allowed: {', '.join(FORMATS.values())})",
+            "convert it to PNG",
+        )
+    allowed = _accepting_plugin(head, FORMATS)
+    if allowed:
+        return _refuse(
+            path,
+            f"starts like a {FORMATS[allowed]} file, but Pillow cannot read its header "
+            "(a variant it does not support, or corrupt data)",
+            "re-export or re-download the file",
+        )
+    hint = " (it starts with plain text, e.g. an HTML page)" if _is_text(head) else ""
+    names = list(FORMATS.values())
+    return _refuse(
+        path,
+        f"content is not an image format filterlens reads{hint}",
+        f"check it really is a {', '.join(names[:-1])} or {names[-1]} image; a file "
+        "extension alone does not make one",
+    )
+
+
+# Names for formats told by their first bytes; Pillow's own names for the others.
+_NAMES = {
+    "EPS": "an EPS (Encapsulated PostScript)",
+    "ICO": "an ICO (Windows icon)",
+    "CUR": "a CUR (Windows cursor)",
+    "JPEG2000": "a JPEG 2000",
+    "AVIF": "an AVIF",
+    "PSD": "a PSD (Adobe Photoshop)",
+    "PPM": "a Netpbm (PBM/PGM/PPM)",
+    "FITS": "a FITS (astronomy data)",
+}
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs")
+_SVG = re.compile(rb"<svg[\s>]")
+
+
+def identify_format(head: bytes) -> str | None:
+    """The format, other than those in FORMATS, of a file starting with ``head`` (its
+    first 4 KiB), with its article: 'an EPS (Encapsulated PostScript)'; None if unknown.
+
+    Looks at the bytes only (Pillow's plugins are asked through their ``_accept`` tests,
+    which open nothing), so it is safe on any file.
+    """
+    first_line = head.split(b"\n", 1)[0]
+    if head.startswith(b"\xc5\xd0\xd3\xc6") or (
+        head.startswith(b"%!PS") and b"EPSF" in first_line
+    ):
+        return _NAMES["EPS"]
+    if head.startswith(b"%!"):
+        return "a PostScript"
+    if head.startswith(b"%PDF-"):
+        return "a PDF"
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<") and _SVG.search(head):
+        return "an SVG (Scalable Vector Graphics)"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "a HEIC/HEIF"
+    if _accepting_plugin(head, FORMATS):
+        return None
+    name = _accepting_plugin(head)
+    if name is None:
+        return None
+    description = getattr(Image.OPEN[name][0], "format_description", None)
+    article = "an" if name[0] in "AEFHILMNORSX" else "a"
+    return _NAMES.get(name) or f"{article} {name}" + (
+        f" ({description})" if description else ""
+    )
+
+
+def _accepting_plugin(head: bytes, among=None) -> str | None:
+    """Pillow's name of the first plugin (of ``among``, default all) whose ``_accept``
+    test takes the 16 bytes Image.open tests; such a test only compares bytes."""
+    Image.init()
+    for name, (_factory, accept) in Image.OPEN.items():
+        if accept is None or (among is not None and name not in among):
+            continue
+        try:
+            accepted = (
+                accept(head[:16]) is True
+            )  # a str result is a warning, not a match
+        except Exception:  # noqa: BLE001 - a failed byte test is no match
+            accepted = False
+        # An icon or cursor lists at least one picture; a plain Targa file also starts
+        # with the cursor's 00 00 02 00, then zeros.
+        if accepted and not (name in ("ICO", "CUR") and head[4:6] == b"\0\0"):
+            return name
+    return None
+
+
+def _is_text(head: bytes) -> bool:
+    """True for ASCII text; image headers contain binary bytes."""
+    return head[:512].isascii() and b"\0" not in head[:512]
 
 
 def _check_pixels(path, size: tuple[int, int], max_pixels: int) -> None:
@@ -153,6 +287,21 @@ def _check_pixels(path, size: tuple[int, int], max_pixels: int) -> None:
             "decompression bomb)",
             f"if the image is trusted, raise `{MAX_PIXELS_CONFIG_KEY}` in the config "
             f"to at least {pixels:,}, or downscale the image",
+        )
+
+
+def _check_tiff_compression(path, image: Image.Image) -> None:
+    """Refuse a TIFF whose compression would reach a rarely used libtiff decoder."""
+    if image.format != "TIFF":
+        return
+    code = image.tag_v2.get(_TIFF_COMPRESSION_TAG, 1)
+    if code not in TIFF_COMPRESSIONS:
+        name = _REFUSED_TIFF_COMPRESSIONS.get(code, "unknown")
+        raise _refuse(
+            path,
+            f"is a TIFF with compression {code} ({name}), which filterlens does not "
+            f"decode (allowed: {', '.join(sorted(set(TIFF_COMPRESSIONS.values())))})",
+            "save it again as PNG, or as TIFF with LZW or Deflate compression",
         )
 
 
