@@ -87,6 +87,7 @@ class LoopbackServer:
         self.folder = folder
         self.hits: dict[str, int] = {}
         self.truncate: dict[str, int] = {}  # path -> bytes to send before closing the connection
+        self.scripted: dict = {}  # path -> function(handler) that answers in place of the folder
         server = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -95,6 +96,8 @@ class LoopbackServer:
 
             def do_GET(self):  # noqa: N802 - http.server's naming
                 server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                if self.path in server.scripted:
+                    return server.scripted[self.path](self)
                 cut = server.truncate.get(self.path)
                 if cut is None:
                     return super().do_GET()

@@ -64,6 +64,17 @@ BAD = {
     "weights-folder": ("weights", {"weights": "resources/images"}),
     "weights_mirror-scheme": ("weights_mirror", {"weights_mirror": "ftp://mirror.example/"}),
     "weights_mirror-bare-host": ("weights_mirror", {"weights_mirror": "mirror.example"}),
+    "weights_mirror-plain-http": ("weights_mirror", {"weights_mirror": "http://mirror.example/"}),
+    "weights_mirror-password": ("weights_mirror", {"weights_mirror": "https://u:pw@mirror.ex/"}),
+    "weights_mirror-no-folder": ("weights_mirror", {"weights_mirror": "file:///no/such/folder"}),
+    "weights_mirror-empty": ("weights_mirror", {"weights_mirror": ""}),
+    "allow_http_mirror-string": ("allow_http_mirror", {"allow_http_mirror": "yes"}),
+    "require_full_sha256-string": ("require_full_sha256", {"require_full_sha256": "maybe"}),
+    "weights_download_deadline_s-zero": (
+        "weights_download_deadline_s",
+        {"weights_download_deadline_s": 0},
+    ),
+    "weights_max_bytes-zero": ("weights_max_bytes", {"weights_max_bytes": 0}),
     "weights_checksums-number": ("weights_checksums", {"weights_checksums": 5}),
     "weights_checksums-missing-file": (
         "weights_checksums",

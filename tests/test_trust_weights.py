@@ -9,21 +9,29 @@ against a site checksum file (`weights_checksums`), through the real workflow:
   resnet18            the checksum matches, but the file carries a pickle payload that would create
                       a file when unpickled                        -> refused by weights_only
                       loading, the payload never runs; then the verified file is altered -> refused
+  resnet34            only torchvision's 32-bit prefix is known, and the run sets
+                      require_full_sha256                          -> refused before any download
 
-and a local checkpoint for the wrong architecture (`weights: path.pth`) is refused too.
+A checkpoint known only by its prefix is otherwise accepted, said so in the log and recorded as
+prefix-only; a small zip that would unpack to gigabytes is refused before it is unpacked; and a
+local checkpoint for the wrong architecture (`weights: path.pth`) is refused too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shlex
+import struct
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from conftest import LoopbackServer, Workflow, copy_workflow
+from filterlens import weights
 
 FILES = {
     "resnet18": "resnet18-f37072fd.pth",
@@ -31,6 +39,7 @@ FILES = {
     "squeezenet1_1": "squeezenet1_1-b8a52dc0.pth",
     "mobilenet_v3_small": "mobilenet_v3_small-047dcff4.pth",
 }
+PREFIX_ONLY = ("resnet34", "resnet34-b627a593.pth")  # not in the site's checksums file
 
 
 class Payload:
@@ -106,8 +115,8 @@ def mirror_run(tmp_path_factory):
     with LoopbackServer(served) as server:
         server.truncate[f"/{FILES['squeezenet1_1']}"] = 1_000_000
         config = wf.write_config(
-            models=list(FILES), weights="imagenet", weights_mirror=server.url,
-            weights_checksums="site.sha256",
+            models=[*FILES, PREFIX_ONLY[0]], weights="imagenet", weights_mirror=server.url,
+            allow_http_mirror=True, weights_checksums="site.sha256", require_full_sha256=True,
         )  # fmt: skip
         first = wf.snakemake("--keep-going", "--configfile", str(config), check=False)
         verified = (wf.root / "resources/weights" / FILES["resnet18"]).read_bytes()
@@ -188,6 +197,83 @@ def test_verified_file_altered_later_is_refused(mirror_run):
     ) in err
     assert not mirror_run["marker"].exists()
     assert not (wf.root / "results/resnet18/chelsea/activations").exists()
+
+
+@pytest.mark.workflow
+def test_prefix_only_checkpoint_is_refused_when_the_full_sha256_is_required(mirror_run):
+    wf, err = mirror_run["wf"], mirror_run["first"].stderr
+    model, name = PREFIX_ONLY
+    assert (
+        f"Error in rule fetch_weights: refused {name}: only the 32-bit hash prefix b627a593 in its "
+        "name is known, not its full SHA-256, and a file matching so short a prefix can be forged "
+        "in minutes (require_full_sha256 is true). Add the file's full SHA-256 to a "
+        f"weights_checksums file (a line '<64 hex digits>  {name}'), or set require_full_sha256: "
+        "false to accept prefix-only verification."
+    ) in err
+    assert f"/{name}" not in mirror_run["hits"]  # refused before any download
+    assert weights_left(wf, model) == [] and not (wf.root / "results" / model).exists()
+
+
+def test_a_prefix_only_checkpoint_is_logged_and_recorded_as_such(loopback, tmp_path, caplog):
+    data = os.urandom(1000)
+    name = f"net-{sha256(data)[:8]}.pth"
+    (loopback.folder / name).write_bytes(data)
+    expected = weights.expected_for(name, weights.read_checksums())
+    with caplog.at_level(logging.INFO, logger="filterlens"):
+        digest = weights.fetch(loopback.url + name, tmp_path / name, expected)
+    assert (
+        f"{name} is verified by prefix only: its full SHA-256 is not known, only the 32-bit prefix "
+        f"{sha256(data)[:8]} in its name"
+    ) in caplog.text
+    record = tmp_path / "net.imagenet.sha256"
+    weights.write_record(record, weights.WeightsRecord(digest, tmp_path / name, expected.verification,
+                                                       "imagenet: Net_Weights.V1"))  # fmt: skip
+    assert weights.read_record(record).extraction_info()["verification"] == "prefix-only"
+    # The same file, once the site lists its full SHA-256, is a full verification.
+    (tmp_path / "site.sha256").write_text(f"{digest}  {name}\n")
+    known = weights.read_checksums(tmp_path / "site.sha256")
+    assert weights.expected_for(name, known, require_full=True).verification == "full"
+
+
+def deflated_zeros(path: Path, megabytes: int) -> None:
+    """A zip with one deflated entry of zeros: tiny on disk, `megabytes` MiB once unpacked."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("archive/data/0", "w") as entry:
+            for _ in range(megabytes):
+                entry.write(bytes(1 << 20))
+
+
+def declare_unpacked_size(path: Path, size: int) -> None:
+    """Rewrite the central directory's uncompressed size of the zip's only entry."""
+    data = bytearray(path.read_bytes())
+    at = data.rindex(b"PK\x01\x02") + 24  # central directory header: uncompressed size field
+    data[at:at + 4] = struct.pack("<I", size)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("case", ["inflates-64-MiB", "declares-4-GB"])
+def test_a_small_zip_that_would_inflate_is_refused_before_it_is_unpacked(tmp_path, monkeypatch, case):
+    torch = pytest.importorskip("torch")
+    bomb = tmp_path / "bomb.pth"
+    deflated_zeros(bomb, 64)
+    if case == "declares-4-GB":
+        declare_unpacked_size(bomb, 0xFFFFFFF0)
+    size = bomb.stat().st_size
+    assert size < 200_000
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load was called"))
+    with pytest.raises(weights.WeightsError) as err:
+        weights.load_state_dict(bomb)
+    message = str(err.value)
+    unpacked = 64 << 20 if case == "inflates-64-MiB" else 0xFFFFFFF0
+    assert message.startswith(
+        f"refused to load {bomb}: its zip directory declares {unpacked:,} bytes unpacked (1 "
+        f"entries) from a {size:,}-byte file, "
+    )
+    assert ("a zip bomb" if case == "inflates-64-MiB" else "more than weights_max_bytes") in message
+    assert message.endswith(
+        "Nothing was unpacked. Use a checkpoint written by torch.save, or raise weights_max_bytes "
+        "if it really is that large."
+    )
 
 
 @pytest.mark.workflow

@@ -9,6 +9,9 @@ rule fetch_weights:
         "../../envs/filterlens.yaml"
     params:
         mirror=config["weights_mirror"],
+        require_full_sha256=config["require_full_sha256"],
+        deadline_s=config["weights_download_deadline_s"],
+        max_bytes=config["weights_max_bytes"],
         code=script_code("fetch_weights"),
     script:
         "../scripts/fetch_weights.py"

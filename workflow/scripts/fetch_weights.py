@@ -3,8 +3,8 @@
 import logging
 from pathlib import Path
 
+from filterlens import weights
 from filterlens.jobs import run_job
-from filterlens.weights import expected_hash, fetch, known_hashes, source_url, write_record
 
 log = logging.getLogger("filterlens")
 
@@ -12,13 +12,19 @@ log = logging.getLogger("filterlens")
 def main(smk):
     import torchvision  # noqa: PLC0415 - resolves the model's DEFAULT weights and their URL
 
+    p = smk.params
     enum = torchvision.models.get_model_weights(smk.wildcards.model).DEFAULT
     filename = enum.url.rsplit("/", 1)[-1]
     log.info("model %s: imagenet weights are %s (%s)", smk.wildcards.model, enum, filename)
-    expected = expected_hash(filename, known_hashes(smk.input.checksums))
+    # Refused here, before any download, when only a hash prefix is known and the config wants more.
+    known = weights.read_checksums(smk.input.checksums)
+    expected = weights.expected_for(filename, known, require_full=p.require_full_sha256)
     target = Path(smk.output.record).parent / filename
-    digest = fetch(source_url(enum.url, smk.params.mirror), target, expected)
-    write_record(Path(smk.output.record), digest, filename)
+    limits = weights.Limits(deadline_s=p.deadline_s, max_bytes=p.max_bytes)
+    source = weights.source_url(enum.url, p.mirror)
+    digest = weights.fetch(source, target, expected, limits, weights.mirror_credentials(p.mirror))
+    record = weights.WeightsRecord(digest, target, expected.verification, f"imagenet: {enum}")
+    weights.write_record(Path(smk.output.record), record)
 
 
 run_job(main, snakemake)  # noqa: F821 - injected by Snakemake

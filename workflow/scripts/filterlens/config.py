@@ -276,6 +276,7 @@ def check(config: dict, basedir: str | os.PathLike = ".") -> None:
             f"state-dict file (looked in {Path(basedir).resolve()})"
         )
     _check_checksums(config.get("weights_checksums"), Path(basedir))
+    _check_mirror(config.get("weights_mirror"), config.get("allow_http_mirror"), Path(basedir))
     _check_config_names(config, basedir)
     for run, settings in resolve_runs(config).items():
         where = _run_prefix(config, run)
@@ -317,7 +318,7 @@ def _check_config_names(config: dict, basedir) -> None:
 
 def _check_checksums(sums: str | None, basedir: Path) -> None:
     """A site checksum file must exist and be in sha256sum format."""
-    from .weights import WeightsError, known_hashes  # noqa: PLC0415
+    from .weights import WeightsError, read_checksums  # noqa: PLC0415
 
     if sums is None:
         return
@@ -326,9 +327,61 @@ def _check_checksums(sums: str | None, basedir: Path) -> None:
             f"config key 'weights_checksums': {sums!r} is not a file (looked in {basedir.resolve()})"
         )
     try:
-        known_hashes(basedir / sums)
+        read_checksums(basedir / sums)
     except (WeightsError, OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"config key 'weights_checksums': {err}") from None
+
+
+def _check_mirror(mirror: str | None, allow_http: bool, basedir: Path) -> None:
+    """A mirror is an https:// or file:// URL or a local folder; http:// only when allowed. A URL
+    with a user:password is refused: config values reach job parameters, logs and provenance."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    from .weights import PASSWORD_ENV, USER_ENV, redact_url  # noqa: PLC0415
+
+    if mirror is None:
+        return
+    try:
+        parts = urlsplit(mirror)
+    except ValueError as err:
+        raise ConfigError(f"config key 'weights_mirror': not a valid URL ({err})") from None
+    allowed = (
+        "an https:// URL, a file:// URL or a local folder (http:// only with allow_http_mirror: "
+        "true)"
+    )
+    if "://" not in mirror:
+        if not (basedir / mirror).is_dir():
+            raise ConfigError(
+                f"config key 'weights_mirror': {mirror!r} is not a URL, nor an existing folder "
+                f"(looked in {basedir.resolve()}). Allowed: {allowed}"
+            )
+    elif parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            f"config key 'weights_mirror': {redact_url(mirror)} carries a user name or password, "
+            "which would be copied into job parameters, logs and provenance.json. Remove it from "
+            "the URL and put the credentials in ~/.netrc (or the file $NETRC names: 'machine "
+            f"{parts.hostname} login <user> password <password>') or in {USER_ENV} and "
+            f"{PASSWORD_ENV}."
+        )
+    elif parts.scheme == "http" and not allow_http:
+        raise ConfigError(
+            f"config key 'weights_mirror': {mirror!r} is plain http, which anyone on the way can "
+            "read and alter. Use https://, or set allow_http_mirror: true to accept it (the "
+            "checkpoint's SHA-256 is still checked)."
+        )
+    elif parts.scheme not in ("https", "http", "file"):
+        raise ConfigError(
+            f"config key 'weights_mirror': {redact_url(mirror)!r} has the scheme {parts.scheme!r}. "
+            f"Allowed: {allowed}"
+        )
+    elif parts.scheme == "file" and not Path(parts.path).is_dir():
+        raise ConfigError(
+            f"config key 'weights_mirror': {mirror!r} is not an existing folder. Allowed: {allowed}"
+        )
+    elif parts.scheme != "file" and not parts.hostname:
+        raise ConfigError(
+            f"config key 'weights_mirror': {mirror!r} names no host. Allowed: {allowed}"
+        )
 
 
 def resolve_runs(config: dict) -> dict[str, dict]:
