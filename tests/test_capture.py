@@ -3,7 +3,6 @@ follows and where a module runs more than once; the network is torchvision's own
 checkpoints and forward passes that would write NaN, or fail on the image size, are refused."""
 
 import warnings
-from collections import OrderedDict
 from unittest import mock
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.models._api import WeightsEnum
 
+from conftest import random_state, torchvision_built
 from filterlens import models
 
 
@@ -128,36 +128,6 @@ ARCHITECTURES = [
 ]  # fmt: skip
 
 
-def random_state(name: str, seed: int = 123) -> OrderedDict:
-    """A seeded state dict of `name` unlike any fresh initialization: random BatchNorm statistics
-    too, and the `_metadata` a saved state dict carries."""
-    torch.manual_seed(seed)
-    own = torchvision.models.get_model(name, weights=None, **models._PLAIN_KWARGS.get(name, {}))
-    own = own.state_dict()
-    state = OrderedDict()
-    for key, value in own.items():
-        if key.endswith("running_var"):
-            value = torch.rand_like(value) + 0.5
-        elif key.endswith("running_mean"):
-            value = torch.randn_like(value) * 0.1
-        state[key] = value
-    state._metadata = own._metadata
-    return state
-
-
-def torchvision_built(name: str, state: dict) -> torch.nn.Module:
-    """What torchvision's own builder makes of `state` for the DEFAULT weights (its download
-    replaced by `state`): the reference the pretrained construction must equal."""
-    weights = models.default_weights(name)
-
-    def served(self, *args, **kwargs):
-        assert self is weights
-        return models._like(state, state.items())
-
-    with mock.patch.object(WeightsEnum, "get_state_dict", served):
-        return torchvision.models.get_model(name, weights=weights).eval()
-
-
 def input_for(name: str) -> torch.Tensor:
     """A small input the model takes (ViT and MaxViT take only their 224 x 224)."""
     height, width = models.default_weights(name).meta["min_size"]
@@ -231,7 +201,8 @@ def test_plain_construction_is_get_model_without_weights(name):
         net = models.build(name, state, construction="plain")
         random = models.build(name, None, seed=4, construction="plain")
     assert [str(w.message) for w in caught] == []  # e.g. no init_weights FutureWarning
-    reference = torchvision.models.get_model(name, weights=None, **models._PLAIN_KWARGS.get(name, {}))
+    kwargs = models._PLAIN_KWARGS.get(name, {})
+    reference = torchvision.models.get_model(name, weights=None, **kwargs)
     reference.load_state_dict(state)
     assert_same_capture(net.module, reference.eval(), input_for(name))
     assert random.construction["construction"] == "plain"
@@ -387,7 +358,7 @@ def test_a_cnn_too_small_for_its_pooling_says_the_smallest_size(alexnet):
         models.capture(alexnet, torch.zeros(1, 3, 16, 20), None, name="alexnet")
     message = str(err.value)
     assert message.startswith("alexnet cannot run on an image of img_size 20x16 (")
-    assert message.endswith("use an img_size of at least 63x63 (torchvision's min_size for it)")
+    assert message.endswith("use an img_size of at least 63x63 (torchvision's min_size)")
 
 
 def test_an_error_not_about_sizes_gets_no_size_advice():

@@ -43,7 +43,9 @@ def test_the_weights_transforms_are_read_from_torchvision():
     assert preprocess.weights_transform("efficientnet_v2_l").mean == (0.5, 0.5, 0.5)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "inception_v3", "efficientnet_b0", "efficientnet_v2_l"])
+@pytest.mark.parametrize(
+    "name", ["resnet18", "resnet50", "inception_v3", "efficientnet_b0", "efficientnet_v2_l"]
+)
 def test_weights_mode_at_the_crop_size_is_torchvisions_transform_bit_for_bit(chelsea, name):
     """resnet18 256/224, resnet50 232/224, inception_v3 342/299, efficientnet_b0 bicubic,
     efficientnet_v2_l with its own mean and std."""
@@ -63,7 +65,10 @@ def test_weights_mode_scales_the_resize_with_img_size(chelsea):
     for image in shapes(chelsea):
         prepared = preprocess.prepare(image, (112, 112), "weights", transform)
         assert torch.equal(tensor(prepared), reference(image))
-    assert "resized to 192x128" in preprocess.prepare(chelsea, (112, 112), "weights", transform).description
+    assert (
+        "resized to 192x128"
+        in preprocess.prepare(chelsea, (112, 112), "weights", transform).description
+    )
 
 
 def test_weights_mode_crop_lies_inside_the_image_for_any_img_size(chelsea):

@@ -121,7 +121,7 @@ def build(
         )
     torch.manual_seed(seed)
     module, record = builders[construction](name, state_dict)
-    for attribute in ("transform_input", "aux_logits"):  # what GoogLeNet and Inception-v3 ended with
+    for attribute in ("transform_input", "aux_logits"):  # as GoogLeNet and Inception-v3 end up
         if isinstance(getattr(module, attribute, None), bool):
             record[attribute] = getattr(module, attribute)
     return Network(name, module.eval(), record)
@@ -227,7 +227,8 @@ def _load_checked(name: str, module: nn.Module, state_dict: dict) -> list[str]:
 
 
 def _with_training_only_heads(name: str, state: dict, expected: dict) -> tuple[dict, list[str]]:
-    """`state` plus the model's own tensors of auxiliary heads it lacks entirely (eval never runs them)."""
+    """`state` plus the model's own tensors of auxiliary heads it lacks entirely (eval mode
+    never runs them)."""
     filled, notes = _like(state, state.items()), []
     for head in _TRAINING_ONLY_HEADS.get(name, ()):
         prefix = head + "."
@@ -261,8 +262,8 @@ def _check_tensors(name: str, state: dict, expected: dict) -> None:
         if value.dtype != own.dtype:
             raise CheckpointError(
                 f"the checkpoint's tensor {key!r} is {_dtype(value)} where torchvision's {name} "
-                f"holds {_dtype(own)}; loading would convert it silently, so it is refused. Save the "
-                f"checkpoint with the model's own dtypes, or try another checkpoint."
+                f"holds {_dtype(own)}; loading would convert it silently, so it is refused. "
+                "Save the checkpoint with the model's own dtypes, or try another checkpoint."
             )
     for key, value in state.items():
         if value.is_floating_point() or value.is_complex():
@@ -451,7 +452,7 @@ def forward_error(name: str, img_size: list[int], err: Exception) -> ModelError:
         return ModelError(f"{name} failed on an image of img_size {size}: {first}")
     min_height, min_width = default_weights(name).meta.get("min_size", (1, 1))
     if img_size[0] < min_width or img_size[1] < min_height:
-        fix = f"use an img_size of at least {min_width}x{min_height} (torchvision's min_size for it)"
+        fix = f"use an img_size of at least {min_width}x{min_height} (torchvision's min_size)"
     else:
         fix = "use a larger img_size"
     return InputSizeError(f"{name} cannot run on an image of img_size {size} ({first}): {fix}")

@@ -60,11 +60,14 @@ class ModelInput:
 
     def record(self) -> dict:
         """What extraction.json records under `preprocess`."""
-        return {"mode": self.mode, "description": self.description, "transform": asdict(self.transform)}
+        return {
+            "mode": self.mode, "description": self.description,
+            "transform": asdict(self.transform),
+        }  # fmt: skip
 
 
 def weights_transform(model: str) -> EvalTransform:
-    """The evaluation transform of torchvision's DEFAULT weights for `model` (nothing downloaded)."""
+    """The evaluation transform of torchvision's DEFAULT weights for `model` (no download)."""
     import torchvision  # noqa: PLC0415 - only the extraction job pays for torchvision
 
     weights = torchvision.models.get_model_weights(model).DEFAULT
@@ -87,9 +90,7 @@ def prepare(
     if width < 1 or height < 1:
         raise ValueError(f"prepare needs a positive size, got {size}")
     if mode not in MODES:
-        raise PreprocessError(
-            f"config key {CONFIG_KEY!r} is {mode!r}; allowed: {', '.join(MODES)}"
-        )
+        raise PreprocessError(f"config key {CONFIG_KEY!r} is {mode!r}; allowed: {', '.join(MODES)}")
     source = f"{image.width}x{image.height}"
     if mode == "stretch":
         return ModelInput(
@@ -99,9 +100,9 @@ def prepare(
         )  # fmt: skip
     if mode == "weights":
         resized = resize_shorter_side(image, _short_side(transform, size), transform.interpolation)
-        scaled = "" if max(size) == transform.crop_size else (
-            f", scaled from its {transform.resize_size}/{transform.crop_size} to img_size"
-        )
+        scaled = ""
+        if max(size) != transform.crop_size:
+            scaled = f", scaled from its {transform.resize_size}/{transform.crop_size} to img_size"
         return ModelInput(
             center_crop(resized, size), mode,
             f"the evaluation transform of {transform.weights}: {source} resized to "
@@ -175,4 +176,3 @@ def letterbox(
     canvas = Image.new("RGB", (width, height), fill)
     canvas.paste(stretch(image, inner), ((width - inner[0]) // 2, (height - inner[1]) // 2))
     return canvas, inner
-
