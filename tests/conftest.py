@@ -133,3 +133,50 @@ def loopback(tmp_path):
     folder.mkdir()
     with LoopbackServer(folder) as server:
         yield server
+
+
+# --- seeded checkpoints and torchvision's own builder, for the construction tests ----------------
+
+
+def random_state(name: str, seed: int = 123):
+    """A seeded state dict of torchvision's `name` unlike any fresh initialization: random
+    BatchNorm statistics too, and the `_metadata` a saved state dict carries."""
+    from collections import OrderedDict  # noqa: PLC0415 - torch only for the tests that use it
+
+    import torch  # noqa: PLC0415
+    import torchvision  # noqa: PLC0415
+
+    from filterlens import models  # noqa: PLC0415
+
+    torch.manual_seed(seed)
+    own = torchvision.models.get_model(name, weights=None, **models._PLAIN_KWARGS.get(name, {}))
+    own = own.state_dict()
+    state = OrderedDict()
+    for key, value in own.items():
+        if key.endswith("running_var"):
+            value = torch.rand_like(value) + 0.5
+        elif key.endswith("running_mean"):
+            value = torch.randn_like(value) * 0.1
+        state[key] = value
+    state._metadata = own._metadata
+    return state
+
+
+def torchvision_built(name: str, state: dict):
+    """What torchvision's own builder makes of `state` for the DEFAULT weights (its download
+    replaced by `state`), in eval mode: the reference the pretrained construction must equal."""
+    from unittest import mock  # noqa: PLC0415
+
+    import torchvision  # noqa: PLC0415
+    from torchvision.models._api import WeightsEnum  # noqa: PLC0415
+
+    from filterlens import models  # noqa: PLC0415
+
+    weights = models.default_weights(name)
+
+    def served(self, *args, **kwargs):
+        assert self is weights
+        return models._like(state, state.items())
+
+    with mock.patch.object(WeightsEnum, "get_state_dict", served):
+        return torchvision.models.get_model(name, weights=weights).eval()

@@ -76,6 +76,9 @@ BAD = {
     ),
     "weights_max_bytes-zero": ("weights_max_bytes", {"weights_max_bytes": 0}),
     "weights_checksums-number": ("weights_checksums", {"weights_checksums": 5}),
+    "construction-unknown": ("construction", {"construction": "torchvision"}),
+    "construction-boolean": ("construction", {"construction": True}),
+    "preprocess-unknown": ("preprocess", {"preprocess": "crop"}),
     "weights_checksums-missing-file": (
         "weights_checksums",
         {"weights_checksums": "no/such.sha256"},
@@ -206,13 +209,16 @@ def test_the_tiny_config_itself_passes():
     """The refusals above are about the one bad value: the base they modify is valid."""
     config = start_up()
     assert config["img_size"] == [64, 48]
+    assert (config["construction"], config["preprocess"]) == ("auto", "stretch")  # defaults
 
 
 @pytest.mark.parametrize(
     "values",
     [{"weights_checksums": "workflow/checksums/weights.sha256"}, {"seed": 2**64 - 1},
      {"img_size": [16, 4096]}, {"clip_percentiles": [0, 100]}, {"fps": 1000}, {"fps": 0.001},
-     {"runs": {"a.b-c_1": {"fps": 0.5}}}, {"images": {"set": "resources/images"}}],
+     {"runs": {"a.b-c_1": {"fps": 0.5}}}, {"images": {"set": "resources/images"}},
+     {"construction": "pretrained"}, {"construction": "plain"}, {"preprocess": "weights"},
+     {"preprocess": "letterbox"}],
 )  # fmt: skip
 def test_values_at_the_limits_pass(values):
     start_up(**values)

@@ -13,7 +13,7 @@ Processed, each with a note for the log where something was changed:
   * 32-bit float (F) with all values in 0..1: scaled by 255.
   * EXIF orientation 2..8: applied with ImageOps.exif_transpose, so it is upright.
   * Animated GIF / multi-page files: the first frame is used.
-  * Any size from 1x1 up to ``max_pixels``; resizing is left to resize_for_model.
+  * Any size from 1x1 up to ``max_pixels``; resizing is left to ``preprocess.prepare``.
 
 Decoded only from the raster formats in ``FORMATS`` (PNG, JPEG, BMP, GIF, TIFF,
 WebP): Pillow tries no other plugin, so no file reaches an external interpreter
@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps
+
+from . import preprocess
 
 # 50 MP: above nearly every camera photo, ~150 MiB once decoded as RGB, and below
 # Pillow's own warning threshold (~89.5 MP), so Pillow stays quiet by default.
@@ -385,10 +387,10 @@ def _high_depth_to_8bit(path, image: Image.Image) -> tuple[Image.Image, str]:
 
 
 def resize_for_model(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Resize an RGB image to exactly ``size`` = (width, height), antialiased bilinear.
+    """Resize an RGB image to exactly ``size`` = (width, height): ``preprocess.stretch``.
 
-    Bilinear matches torchvision's reference ImageNet preprocessing for PIL images;
-    reducing_gap=None keeps Pillow from taking its faster, approximate reduce() path.
+    Kept for callers that predate ``preprocess.prepare``, which also letterboxes or applies
+    the weights' own transform.
     """
     if image.mode != "RGB":
         raise ValueError(
@@ -397,7 +399,7 @@ def resize_for_model(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     width, height = size
     if width < 1 or height < 1:
         raise ValueError(f"resize_for_model needs a positive size, got {size}")
-    return image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=None)
+    return preprocess.stretch(image, (width, height))
 
 
 def to_model_array(image: Image.Image) -> np.ndarray:

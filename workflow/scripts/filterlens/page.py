@@ -117,7 +117,8 @@ def render_page(page: Page) -> str:
         f"<title>{esc(title)} · filterlens</title><style>{STYLE}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f'<p class="{weights_class}"><strong>Weights:</strong> {esc(page.weights)}.</p>',
-        f'<p class="muted">The model saw the image at {esc(size)} pixels on {esc(ex.get("device_name", "?"))}; '
+        f'<p class="muted">The model saw the image at {esc(size)} pixels{input_note(ex)} on '
+        f'{esc(ex.get("device_name", "?"))}; '
         f"{len(page.layers)} layers, {filters} filters. Values are raw outputs of the layers "
         f"(before any normalization or activation that follows them).</p>",
         f"<nav>{' '.join(nav)}</nav>",
@@ -154,6 +155,17 @@ def render_page(page: Page) -> str:
         out += render_run(page, run)
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+def input_note(extraction: Mapping) -> str:
+    """' (<how the image was preprocessed>; <how the network was built>)', from extraction.json."""
+    parts = [extraction.get("preprocess", {}).get("description")]
+    built = extraction.get("construction", {})
+    if built.get("builder"):
+        flags = "".join(f", {k}={built[k]}" for k in ("transform_input",) if k in built)
+        parts.append(f"network: {built['builder']}{flags}")
+    parts = [esc(part) for part in parts if part]
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def render_run(page: Page, run: RunSection) -> list[str]:
