@@ -359,6 +359,12 @@ def test_a_rerun_without_its_input_image_is_one_clear_line(pair):
     one_clear_line(cli(pair[0]), "img.png", "--against")
 
 
+def test_a_rerun_outside_a_results_tree_is_one_clear_line(pair, tmp_path):
+    loose = tmp_path / "loose"
+    shutil.copytree(pair[0].parent, loose / "img")  # run and activations, without results/m/
+    one_clear_line(cli(loose / "img/default"), "results/<model>/<image>/<run>", "--against")
+
+
 @pytest.mark.parametrize("exact", [True, False])
 def test_corrupt_png_and_avi_are_named_not_tracebacks(pair, exact):
     (pair[0] / "frames/a/0000.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")

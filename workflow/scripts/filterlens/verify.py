@@ -204,7 +204,8 @@ class Report:
                 f"comparison with {self.label}: within tolerances, as the software stacks differ "
                 f"({'; '.join(self.differences)}): activations and statistics within {t.rtol:g} of "
                 f"the layer's largest magnitude, frames at most one level apart in at most "
-                f"{_percent(self.pixels['frame'].bound)} of their pixels, everything else exact"
+                f"{_percent(self.pixels['frame'].bound)} of their pixels (of each frame and of all; "
+                "at least one map value's), everything else exact"
             ]
         lines.append(f"{'kind':12s} {'files':>6s} {'identical':>10s} {'within tol.':>12s} {'differ':>7s}")
         for kind in sorted({c.kind for c in self.checks}):
@@ -487,7 +488,13 @@ def rerun_config(folder: Folder) -> tuple[dict, Path]:
     """The configuration that made the run in `folder` (results/<model>/<image>/<run>), with its
     input paths made absolute, and the root of the published tree."""
     p = folder.provenance
-    root = folder.path.resolve().parents[3]
+    parents = folder.path.resolve().parents
+    if len(parents) < 4 or parents[2].name != "results":
+        raise VerifyError(
+            f"{folder.path} is not a folder results/<model>/<image>/<run> of a published tree, so "
+            "its inputs cannot be found for a re-run; compare with another run folder (--against)"
+        )
+    root = parents[3]
     config = dict(p.config)
     model, image = config.pop("model", None), config.pop("image", None)
     if not (isinstance(model, str) and isinstance(image, str) and "weights" in config):
