@@ -267,7 +267,8 @@ def test_one_map_value_one_level_off_is_within_tolerance_across_stacks(pair):
     report = verify(*pair)
     text = report.summary()
     assert report.ok, text
-    assert "within tolerance: frames/a/0002.png (16 of 768 pixels changed, by up to 1 level(s); at most 16 pixels" in text
+    assert ("within tolerance: frames/a/0002.png (16 of 768 pixels changed, by up to 1 level(s); "
+            "at most 16 pixels") in text
     # 0.42% of all pixels, over the 0.1% bound, but one map value's pixels are always allowed
     assert "within tolerance: all frames: 16 of 3,840 pixels (0.417%) changed (at most 16" in text
 
@@ -301,7 +302,8 @@ def test_two_levels_differ_across_stacks(pair):
     rewrite_video_and_manifest(pair[0])
     claim_other_cpu(pair[0])
     text = verify(*pair).summary()
-    assert "DIFFERS: frames/b/0001.png (1 of 768 pixels changed, by up to 2 level(s); at most 64 pixels, 1 level(s))" in text
+    assert ("DIFFERS: frames/b/0001.png (1 of 768 pixels changed, by up to 2 level(s); "
+            "at most 64 pixels, 1 level(s))") in text
 
 
 def test_activations_within_rtol_across_stacks_only(pair):

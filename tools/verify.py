@@ -41,8 +41,9 @@ def main() -> int:
                         help="activations and statistics: tolerance relative to the layer's "
                              "largest magnitude (default %(default)g)")  # fmt: skip
     parser.add_argument("--max-changed", type=fraction, default=verify.DEFAULT_MAX_CHANGED,
-                        help="frames: the fraction of pixels (of each frame and of all) that may be "
-                             "one level apart (default %(default)g; 16-bit frames: 257 times it)")  # fmt: skip
+                        help="frames: the fraction of pixels (of each frame and of all) that "
+                             "may be one level apart (default %(default)g; 16-bit frames: 257 "
+                             "times it)")  # fmt: skip
     parser.add_argument("--cores", type=int, default=2, help="cores of the re-run")
     parser.add_argument("--keep", action="store_true", help="keep the scratch re-run and print its path")
     args = parser.parse_args()

@@ -336,7 +336,8 @@ def close_arrays(a: Path, b: Path, _rel, report: Report) -> tuple[bool, str]:
     if x.shape != y.shape:
         return False, f"shape {x.shape} vs {y.shape}"
     err = _relative(x, y)
-    return err <= report.tolerances.rtol, f"max relative difference {err:.3g} (tolerance {report.tolerances.rtol:g})"
+    rtol = report.tolerances.rtol
+    return err <= rtol, f"max relative difference {err:.3g} (tolerance {rtol:g})"
 
 
 def _relative(x: np.ndarray, y: np.ndarray) -> float:
@@ -535,6 +536,7 @@ def rerun(folder: Folder, scratch: Path, cores: int) -> Path:
                "--configfile", "verify.yaml"]  # fmt: skip
     result = subprocess.run(command, cwd=scratch, capture_output=True, text=True)
     if result.returncode != 0:
-        raise VerifyError(f"the re-run in {scratch} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+        output = f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+        raise VerifyError(f"the re-run in {scratch} failed:\n{output}")
     p = folder.provenance
     return scratch / "results" / p.model / p.image / p.run
