@@ -134,3 +134,84 @@ def test_nice_ticks():
     assert sheets.nice_ticks(-0.4, 0.66) == [0.0, 0.5]
     assert sheets.nice_ticks(0.0, 10.0) == [0.0, 2.5, 5.0, 7.5, 10.0]
     assert sheets.nice_ticks(1.0, 1.0) == []
+
+
+def marked_sheet(cmap: str):
+    """Every color of `cmap` as a tile, plus blocky noise tiles of its darkest, lightest and
+    middle colors mixed, each marked as a top filter by mean and by max."""
+    from filterlens.render import palette
+
+    lut = palette(cmap)
+    worst = np.argsort(np.abs(sheets.luminance(lut) - 0.18))[:8]  # nearest the hardest gray
+    choices = np.concatenate([worst, [0, 255]])
+    rng = np.random.default_rng(0)
+    noise = [lut[rng.choice(choices, (6, 8)).repeat(8, 0).repeat(8, 1)] for _ in range(8)]
+    arrays = [np.full((48, 64, 3), color, np.uint8) for color in lut] + noise
+    tiles = [Image.fromarray(a) for a in arrays]
+    grid = sheets.make_grid(len(tiles), (64, 48))
+    assert grid.tile == (64, 48)
+    scale = sheets.scale_for("filter", "x", [0.0] * len(tiles), [1.0] * len(tiles), lut)
+    marks = {i: {"mean", "max"} for i in range(len(tiles))}
+    sheet = sheets.compose_sheet("t", [], grid, tiles, [str(i) for i in range(len(tiles))], scale,
+                                 marks, top_k=8)  # fmt: skip
+    return sheet, lut
+
+
+def pairs_contrast(pixels, a, b):
+    """Contrast between the pixels at index a and those at index b (same shapes)."""
+    return sheets.contrast(pixels[a].reshape(-1, 3), pixels[b].reshape(-1, 3))
+
+
+@pytest.mark.parametrize("cmap", ["magma", "gray"])
+def test_top_filter_marks_contrast_with_every_tile_color(cmap):
+    sheet, lut = marked_sheet(cmap)
+    p = np.asarray(sheet.image)
+    label = sheet.grid.label
+    worst = {}
+    for i in range(sheet.grid.count):
+        l, t, r, b = sheet.tile_box(i)
+        # the mark's pixels that touch the tile: frame ring above, left, right; band row below
+        worst.setdefault("tile", []).extend([
+            pairs_contrast(p, (t - 1, slice(l, r)), (t, slice(l, r))).min(),
+            pairs_contrast(p, (slice(t, b), l - 1), (slice(t, b), l)).min(),
+            pairs_contrast(p, (slice(t, b), r), (slice(t, b), r - 1)).min(),
+            pairs_contrast(p, (b, slice(l, r)), (b - 1, slice(l, r))).min(),
+        ])
+        # the ring beside the label band, the band under its top line, the frame outside the
+        # ring, and the page outside the frame
+        band = (slice(b + 1, b + label), slice(l, r))
+        worst.setdefault("band", []).extend([
+            pairs_contrast(p, (slice(b, b + label), l - 1), (slice(b, b + label), l)).min(),
+            pairs_contrast(p, (b + 1, slice(l, r)), (b, slice(l, r))).min(),
+        ])
+        worst.setdefault("frame", []).append(
+            pairs_contrast(p, (slice(t - 1, b + label + 1), l - 2), (slice(t - 1, b + label + 1), l - 1)).min()
+        )
+        if (p[t - 5, l:r] == sheets.BACKGROUND).all():  # not another marked tile's frame
+            worst["frame"].append(pairs_contrast(p, (t - 5, slice(l, r)), (t - 4, slice(l, r))).min())
+        # label text (white pixels of the band) against the band
+        text = p[band].reshape(-1, 3)
+        inked = text[(text != sheets.MAX_COLOR).any(axis=1)]
+        assert len(inked) > 0
+        worst.setdefault("text", []).append(sheets.contrast(inked.max(axis=0), np.array(sheets.MAX_COLOR)))
+    assert min(worst["tile"]) >= 3.0, min(worst["tile"])
+    assert min(worst["band"]) >= 3.0 and min(worst["frame"]) >= 3.0
+    assert min(worst["text"]) >= 4.5  # WCAG AA for small text
+    assert (p[sheet.tile_box(0)[1] - 3, sheet.tile_box(0)[0]] == sheets.MEAN_COLOR).all()
+
+
+@pytest.mark.parametrize("cmap", ["magma", "gray"])
+def test_no_single_mark_color_would_do(cmap):
+    """Why the marks meet tiles through a dark-or-light line: the marks' own colors fall below
+    3:1 against some colors of these maps."""
+    from filterlens.render import palette
+
+    lut = palette(cmap)
+    for color in (sheets.MEAN_COLOR, sheets.MAX_COLOR, sheets.RING_DARK, sheets.RING_LIGHT):
+        assert sheets.contrast(lut, np.array(color)).min() < 3.0
+
+
+def test_wcag_contrast_values():
+    white, black = np.array([255, 255, 255]), np.array([0, 0, 0])
+    assert sheets.contrast(white, black) == pytest.approx(21.0)
+    assert sheets.contrast(np.array([119, 119, 119]), white) == pytest.approx(4.48, abs=0.01)

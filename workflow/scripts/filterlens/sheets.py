@@ -35,6 +35,12 @@ INK = (25, 25, 25)
 MUTED = (95, 95, 95)
 MEAN_COLOR = (235, 110, 0)  # frame around a top filter by mean activation
 MAX_COLOR = (30, 90, 200)  # label band of a top filter by max activation
+# A mark touches the tile through a line one pixel wide, dark where the tile pixel it touches is
+# light and light where it is dark: no single color reaches 3:1 against every tile color (a gray
+# of luminance 0.18 has 4.6:1 against black and white, and less against anything else), but one of
+# these two always does. The marks' own colors have 3:1 against both and against the white page.
+RING_DARK = (0, 0, 0)
+RING_LIGHT = (255, 255, 255)
 GRAY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
 
 
@@ -232,7 +238,9 @@ def draw_grid(
     labels: Sequence[str],
     marks: Mapping[int, set[str]] | None = None,
 ) -> None:
-    """Paste `tiles` (row-major) with their labels; marks: tile position -> {"mean", "max"}."""
+    """Paste `tiles` (row-major) with their labels; marks: tile position -> {"mean", "max"}.
+    "mean": a MEAN_COLOR frame around tile and label; "max": a MAX_COLOR label band. Each mark
+    meets the tile (and the frame its label) through a contrast line (see RING_DARK)."""
     w, h = grid.tile
     for i, image in enumerate(tiles):
         x, y = grid.origin(i)
@@ -252,6 +260,52 @@ def draw_grid(
         mask = text_mask(label, 11)
         top = y + h + (grid.label - mask.height) // 2 + 1
         canvas.paste(ink, (x + (w - mask.width) // 2, top), mask)
+    for i, kinds in marks.items():
+        x, y = grid.origin(i)
+        x, y = x + at[0], y + at[1]
+        if "max" in kinds:  # the band's top row, against the tile's bottom row
+            contrast_line(canvas, (x, y + h, x + w, y + h + 1), (0, -1))
+        if "mean" in kinds:  # the frame's inner ring, against the tile and its label
+            contrast_ring(canvas, (x - 1, y - 1, x + w + 1, y + h + grid.label + 1))
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """WCAG relative luminance of sRGB colors (..., 3) uint8."""
+    c = np.asarray(rgb, dtype=np.float64) / 255.0
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return c @ np.array([0.2126, 0.7152, 0.0722])
+
+
+def contrast(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """WCAG contrast ratio (1 to 21) between colors a and b."""
+    la, lb = luminance(a), luminance(b)
+    return (np.maximum(la, lb) + 0.05) / (np.minimum(la, lb) + 0.05)
+
+
+def ring_colors(touched: np.ndarray) -> np.ndarray:
+    """For each touched color (..., 3), RING_DARK or RING_LIGHT, whichever contrasts more."""
+    dark = contrast(touched, np.array(RING_DARK)) >= contrast(touched, np.array(RING_LIGHT))
+    return np.where(dark[..., None], np.array(RING_DARK, np.uint8), np.array(RING_LIGHT, np.uint8))
+
+
+def contrast_line(canvas: Image.Image, box: tuple[int, int, int, int], toward: tuple[int, int]):
+    """Recolor the pixels of `box` (left, top, right, bottom; exclusive) each by the pixel one
+    step `toward` (dx, dy) from it."""
+    left, top, right, bottom = box
+    dx, dy = toward
+    touched = np.asarray(canvas.crop((left + dx, top + dy, right + dx, bottom + dy)))
+    canvas.paste(Image.fromarray(ring_colors(touched), "RGB"), (left, top))
+
+
+def contrast_ring(canvas: Image.Image, box: tuple[int, int, int, int]) -> None:
+    """Recolor the one-pixel border of `box` by the pixels just inside it (corners: diagonally)."""
+    left, top, right, bottom = box
+    inside = np.asarray(canvas.crop((left + 1, top + 1, right - 1, bottom - 1)))
+    edge = np.pad(inside, ((1, 1), (1, 1), (0, 0)), mode="edge")  # each border pixel's neighbour
+    ring = np.asarray(canvas.crop(box)).copy()
+    for rows, cols in ((0, slice(None)), (-1, slice(None)), (slice(None), 0), (slice(None), -1)):
+        ring[rows, cols] = ring_colors(edge[rows, cols])
+    canvas.paste(Image.fromarray(ring, "RGB"), (left, top))
 
 
 def draw_colorbar(canvas: Image.Image, at: tuple[int, int], width: int, scale: ColorScale) -> int:

@@ -7,6 +7,7 @@ imageio-ffmpeg wheel, the same everywhere the lock file is installed.
 
 from __future__ import annotations
 
+import struct
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +16,10 @@ from typing import Iterable
 import numpy as np
 
 from .files import atomic_path
+
+
+class VideoError(Exception):
+    """A video file that cannot be read as the workflow's AVI."""
 
 
 def ffmpeg() -> str:
@@ -70,3 +75,44 @@ def decode_frames(video: Path, width: int, height: int, pix_fmt: str = "rgb24") 
     if pix_fmt == "gray16le":
         return np.frombuffer(raw, dtype="<u2").reshape(-1, height, width)
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+
+
+def avi_packets(path: str | Path) -> list[bytes]:
+    """The video packets of an AVI in stream order (for the workflow's AVI: the PNG files), read
+    from its RIFF structure (the first RIFF and any OpenDML AVIX extensions); VideoError when the
+    file is not a complete AVI."""
+    data = Path(path).read_bytes()
+    packets: list[bytes] = []
+    pos = 0
+    try:
+        while pos < len(data):
+            if pos + 12 > len(data):
+                raise VideoError(f"{len(data) - pos} stray bytes after the AVI data")
+            tag, size, form = struct.unpack_from("<4sI4s", data, pos)
+            if tag != b"RIFF" or form != (b"AVI " if pos == 0 else b"AVIX"):
+                raise VideoError(f"no RIFF AVI header at byte {pos}")
+            end = pos + 8 + size
+            if end > len(data):
+                raise VideoError(f"cut short: {end - len(data)} bytes of its AVI data missing")
+            _riff_packets(data, pos + 12, end, packets, in_movi=False)
+            pos = end + (size & 1)
+    except VideoError as err:
+        raise VideoError(f"{path} is not a readable AVI: {err}") from None
+    if not data:
+        raise VideoError(f"{path} is not a readable AVI: the file is empty")
+    return packets
+
+
+def _riff_packets(data: bytes, pos: int, end: int, packets: list[bytes], in_movi: bool) -> None:
+    """Collect the video chunks (`##dc`, `##db`) of the `movi` lists between pos and end."""
+    while pos + 8 <= end:
+        tag, size = struct.unpack_from("<4sI", data, pos)
+        body = pos + 8
+        if body + size > end:
+            raise VideoError(f"chunk {tag!r} at byte {pos} runs past the end of its list")
+        if tag == b"LIST":
+            kind = data[body : body + 4]
+            _riff_packets(data, body + 4, body + size, packets, in_movi or kind in (b"movi", b"rec "))
+        elif in_movi and tag[2:] in (b"dc", b"db"):
+            packets.append(data[body : body + size])
+        pos = body + size + (size & 1)
