@@ -4,7 +4,7 @@ files, MANIFEST.sha256 and provenance.json; then the HTML page of all its runs."
 import logging
 from pathlib import Path
 
-from filterlens import paths, provenance
+from filterlens import paths
 from filterlens.activations import Activations
 from filterlens.finish import Run, finish_run, write_page
 from filterlens.jobs import run_job
@@ -18,8 +18,7 @@ def main(smk):
     runs = [Run(name, Path(paths.run_dir(w.model, w.image, name)), settings)
             for name, settings in p.runs.items()]  # fmt: skip
     for run in runs:
-        finish_run(acts, run, provenance.record(w.model, w.image, run.name, acts.info, p.config,
-                                                run.settings))  # fmt: skip
+        finish_run(acts, run, w.model, w.image, p.config)
     write_page(acts, runs, w.model, w.image, Path(smk.input.table), Path(smk.input.plot),
                Path(smk.output.page))  # fmt: skip
     log.info("finished %d runs and the page", len(runs))

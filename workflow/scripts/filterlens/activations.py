@@ -96,10 +96,6 @@ class Activations:
     def filter_stats(self) -> list[stats.FilterStats]:
         return stats.read_filter_stats(self.folder / stats.FILTER_STATS)
 
-    def data_files(self) -> list[Path]:
-        """Every file of the folder a run's manifest covers (all but extraction.json)."""
-        return sorted(self.folder / name for name in self.info["files"] if name != RECORD)
-
 
 def write(
     folder: str | os.PathLike,

@@ -16,10 +16,13 @@ from typing import Mapping
 
 from PIL import Image
 
-from . import frames, provenance, stats, topk
+from . import frames, stats, topk
 from .activations import Activations
+from .checkout import REPO
 from .describe import weights_text
 from .files import atomic_dir, read_tsv, write_text
+from .manifest import write_manifest
+from .provenance import PROVENANCE, write_provenance
 from .page import Page, RunSection, render_page
 from .video import encode_avi
 
@@ -27,8 +30,6 @@ log = logging.getLogger("filterlens")
 
 STATS_TABLE = "activation_stats.tsv"
 STATS_TEXT = "activation_stats.txt"
-MANIFEST = "MANIFEST.sha256"
-PROVENANCE = "provenance.json"
 
 
 @dataclass
@@ -42,23 +43,24 @@ class Run:
         return self.folder / self.settings["video_filename"] if self.settings["save_video"] else None
 
 
-def finish_run(acts: Activations, run: Run, record: Mapping) -> None:
-    """Video, statistics, manifest and provenance of one rendered run. `record` is what
-    provenance.json states besides the manifest: model, image, config, versions, ..."""
+def finish_run(acts: Activations, run: Run, model: str, image: str, config: Mapping) -> None:
+    """Video, statistics, manifest and provenance of one rendered run; `config` is the
+    configuration provenance.json records."""
     index = frames.read_index(run.folder)
     rows = acts.filter_stats()
     text = stats.write_run_stats(run.folder / STATS_TABLE, run.folder / STATS_TEXT, rows)
     if run.settings["show_raw_stats"]:
         log.info("run %s, raw activation statistics:\n%s", run.name, text)
-    data = [run.folder / name for name in (STATS_TABLE, STATS_TEXT, frames.INDEX)]
     if run.video is not None:
         count = encode_avi([run.folder / f.path for f in index], run.video, run.settings["fps"])
         log.info("run %s: %d frames at %s fps -> %s", run.name, count, run.settings["fps"], run.video)
-        data.append(run.video)
-    files = [run.folder / f.path for f in index] + data + acts.data_files()
-    lines = provenance.manifest_lines(run.folder, files)
-    write_text(run.folder / MANIFEST, "\n".join(lines) + "\n")
-    provenance.write(run.folder / PROVENANCE, record)
+    write_manifest(run.folder, run.video.name if run.video else None)
+    info = acts.info
+    write_provenance(
+        run.folder / PROVENANCE, model=model, image=image, run=run.name, config=config,
+        run_settings=run.settings, device=info["device_name"], threads=info["threads"],
+        weights=info["weights"], workflow_dir=REPO,
+    )  # fmt: skip
 
 
 def write_page(acts: Activations, runs: list[Run], model: str, image: str, layer_table: Path,

@@ -14,10 +14,11 @@ the frames this way, without reading them back).
 
 from __future__ import annotations
 
+import csv
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator, Mapping
 
 import numpy as np
@@ -78,11 +79,27 @@ def write_index(run_dir: str | os.PathLike, frames: list[Frame]) -> None:
     ))  # fmt: skip
 
 
+class FramesError(ValueError):
+    """frames.tsv is missing or damaged (a published run may have been altered)."""
+
+
 def read_index(run_dir: str | os.PathLike) -> list[Frame]:
-    return [
-        Frame(int(r["frame"]), r["layer"], int(r["filter"]), r["path"], int(r["bytes"]))
-        for r in read_tsv(Path(run_dir) / INDEX)
-    ]
+    """The frames of the run in `run_dir`, checked: every path stays inside the run folder."""
+    path = Path(run_dir) / INDEX
+    if not path.is_file():
+        raise FramesError(f"{path} is missing: it lists the run's frames; publish it with the run")
+    try:
+        frames = [
+            Frame(int(r["frame"]), r["layer"], int(r["filter"]), r["path"], int(r["bytes"]))
+            for r in read_tsv(path)
+        ]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, csv.Error) as err:
+        raise FramesError(f"{path} is not a readable frames table ({err}); it is damaged") from None
+    for frame in frames:
+        rel = PurePosixPath(frame.path)
+        if rel.is_absolute() or ".." in rel.parts or not frame.path:
+            raise FramesError(f"{path} lists '{frame.path}', outside the run folder; it is damaged")
+    return frames
 
 
 def damaged(run_dir: str | os.PathLike) -> str | None:

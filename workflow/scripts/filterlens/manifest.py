@@ -13,16 +13,18 @@ from __future__ import annotations
 import csv
 import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from . import frames
 from .files import read_tsv, sha256_file, write_text
+from .stats import FILTER_STATS
 
 MANIFEST = "MANIFEST.sha256"
-INDEX = "frames.tsv"
+INDEX = frames.INDEX
 ACTIVATIONS = "../activations"
 LAYERS = f"{ACTIVATIONS}/layers.tsv"
 STATISTICS = ("activation_stats.txt", "activation_stats.tsv")
-ACTIVATION_FILES = ("layers.tsv", "predictions.tsv", "input.png")
+ACTIVATION_FILES = ("layers.tsv", "predictions.tsv", "input.png", FILTER_STATS)
 # Relative to the run folder; a name ending in "/" stands for everything under that folder.
 NON_DATA = {
     MANIFEST: "the manifest itself",
@@ -46,9 +48,12 @@ def run_outputs(run_dir: str | os.PathLike, video: str | None) -> list[str]:
     """The data outputs of the run in `run_dir`, relative to it, sorted: what its manifest lists.
     `video`: the video's file name (run setting video_filename), None without save_video."""
     run_dir = Path(run_dir)
-    frames = [_inside(run_dir / INDEX, row["path"]) for row in _table(run_dir / INDEX, "path")]
+    try:
+        listed = [frame.path for frame in frames.read_index(run_dir)]
+    except frames.FramesError as err:
+        raise ManifestError(str(err)) from None
     layers = [_file_name(run_dir / LAYERS, row["layer"]) for row in _table(run_dir / LAYERS, "layer")]
-    outputs = frames + [INDEX, *STATISTICS] + ([video] if video else [])
+    outputs = listed + [INDEX, *STATISTICS] + ([video] if video else [])
     outputs += [f"{ACTIVATIONS}/{name}" for name in ACTIVATION_FILES]
     outputs += [f"{ACTIVATIONS}/{layer}.npy" for layer in layers]
     return sorted(set(outputs))
@@ -116,14 +121,6 @@ def _table(path: Path, column: str) -> list[dict[str, str]]:
     if any(row.get(column) in (None, "") for row in rows):
         raise ManifestError(f"{path}: a row lacks column '{column}'; the table is damaged")
     return rows
-
-
-def _inside(table: Path, rel: str) -> str:
-    """A path of `table` that stays inside the run folder."""
-    path = PurePosixPath(rel)
-    if path.is_absolute() or ".." in path.parts:
-        raise ManifestError(f"{table} lists '{rel}', outside the run folder; the table is damaged")
-    return path.as_posix()
 
 
 def _file_name(table: Path, layer: str) -> str:
