@@ -9,6 +9,15 @@ import numpy as np
 from .files import read_tsv
 
 
+LAYER_COLUMNS = ("layer", "module", "type", "channels", "height", "width")
+
+
+def layer_table(folder: str | Path) -> list[dict]:
+    """Rows of layers.tsv in network order, with channels, height and width as ints."""
+    rows = read_tsv(Path(folder) / "layers.tsv")
+    return [{**row, **{k: int(row[k]) for k in ("channels", "height", "width")}} for row in rows]
+
+
 def layer_names(folder: str | Path) -> list[str]:
     """Selected layers in network order."""
     return [row["layer"] for row in read_tsv(Path(folder) / "layers.tsv")]
