@@ -332,15 +332,18 @@ def test_selecting_a_filter_shows_its_maps_within_300_ms(resnet_set, page):
     jumps = [("layer1.1.conv2", 41), ("layer2.0.downsample.0", 100), ("layer3.1.conv1", 200),
              ("layer4.1.conv2", 511), ("conv1", 63)]  # fmt: skip
     for layer, f in jumps:
+        assert page.evaluate(LOADED) == 0  # the user looked at the maps (prefetch done) first
         page.evaluate(f"location.hash = 'layer={layer}&filter={f}'")
         times[f"{layer}/{f}"] = shown(page, layer, f)
+    assert page.evaluate(LOADED) == 0
     page.evaluate("(() => { const s = document.getElementById('layer'); s.selectedIndex = 1;"
                   " s.dispatchEvent(new Event('change')); })()")  # fmt: skip
     times["layer1.0.conv1/63"] = shown(page, "layer1.0.conv1", 63)
+    assert page.evaluate(LOADED) == 0
     page.evaluate("(() => { const i = document.getElementById('filter'); i.value = '7';"
                   " i.dispatchEvent(new Event('change')); })()")  # fmt: skip
     times["layer1.0.conv1/7"] = shown(page, "layer1.0.conv1", 7)
-    # the keyboard: next, previous, next layer
+    # the keyboard, one key after another: next, previous, next and previous layer
     keys = [("ArrowRight", 39, "layer1.0.conv1", 8), ("j", 74, "layer1.0.conv1", 9),
             ("k", 75, "layer1.0.conv1", 8), ("ArrowLeft", 37, "layer1.0.conv1", 7),
             ("PageDown", 34, "layer1.0.conv2", 7), ("PageUp", 33, "layer1.0.conv1", 7)]  # fmt: skip

@@ -14,7 +14,7 @@
 
   const app = {
     index: null, layer: 0, filter: 0, entry: null, token: 0, zoom: 1,
-    tiles: [], gridLayer: -1, lut: null, hover: null, context: false,
+    tiles: [], gridLayer: -1, lut: null, hover: null, context: false, ahead: 1,
   };
   const cache = new Map(); // "layer/filter" -> decoded entry, least recently used first
   let cachedBytes = 0;
@@ -129,6 +129,7 @@
     const started = performance.now();
     const token = ++app.token;
     const changedLayer = li !== app.layer || app.gridLayer !== li;
+    app.ahead = !changedLayer && f < app.filter ? -1 : 1; // the way the user is going
     app.layer = li;
     app.filter = f;
     document.documentElement.dataset.shown = "";
@@ -144,7 +145,7 @@
         const root = document.documentElement;
         root.dataset.elapsed = (performance.now() - started).toFixed(1);
         root.dataset.shown = `${layers[li].layer}/${f}`;
-        prefetch(li, f);
+        prefetch(li, f + app.ahead);
       });
     }, (err) => { if (token === app.token) fail(err); });
   }
@@ -230,11 +231,9 @@
     return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1);
   }
 
+  // The filter the user will most likely ask for next, loaded while they look at this one.
   function prefetch(li, f) {
-    const l = app.index.layers[li];
-    for (const g of [f + 1, f - 1]) {
-      if (g >= 0 && g < l.channels) load(li, g).catch(() => {}); // shown when selected, if ever
-    }
+    if (f >= 0 && f < app.index.layers[li].channels) load(li, f).catch(() => {}); // shown if selected
   }
 
   function valueAt(entry, image, y, x) {
