@@ -192,6 +192,30 @@ class Browser:
                 found.append(f"console.error: {json.dumps(p.get('args'))[:300]}")
         return found
 
+    def loaded_urls(self) -> list[str]:
+        """Every URL the page requested since the last open() that finished loading."""
+        self.evaluate("0")  # let pending events arrive
+        urls = {
+            e["params"]["requestId"]: e["params"]["request"]["url"]
+            for e in self.events
+            if e["method"] == "Network.requestWillBeSent"
+        }
+        finished = (e for e in self.events if e["method"] == "Network.loadingFinished")
+        done = [e["params"]["requestId"] for e in finished]
+        return [urls[r] for r in done if r in urls]
+
+    def move_mouse(self, x: float, y: float) -> None:
+        """Move the pointer to (x, y) CSS pixels of the viewport (mouse and pointer events)."""
+        self.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+
+    def press_key(self, key: str, code: str | None = None, key_code: int = 0) -> None:
+        """Press and release one key, as the page's keydown handlers see it (`key` as in
+        KeyboardEvent.key; `key_code` the legacy code that default actions need)."""
+        for kind in ("rawKeyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", {
+                "type": kind, "key": key, "code": code or key, "windowsVirtualKeyCode": key_code,
+            })  # fmt: skip
+
     def screenshot(self, target: Path, full_page: bool = False) -> None:
         params = {"format": "png"}
         if full_page:

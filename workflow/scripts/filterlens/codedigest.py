@@ -1,7 +1,8 @@
 """A digest of the package code a script runs, so Snakemake re-runs a step when it changes.
 
 Snakemake's code trigger sees only a script's own file. Rules pass this digest as a param: it
-covers the script and every `filterlens` module it imports, directly or through other modules.
+covers the script and every `filterlens` module it imports, directly or through other modules,
+and the files a module ships under `assets/<module>/` (the explorer's page, for example).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def imported_modules(source: str, inside_package: bool) -> set[str]:
 
 
 def modules_used(script: Path, package_dir: Path) -> list[Path]:
-    """The package files `script` depends on, transitively, sorted."""
+    """The package files `script` depends on, transitively, with their modules' assets, sorted."""
     todo = imported_modules(Path(script).read_text(), inside_package=False)
     done: set[str] = set()
     while todo:
@@ -46,11 +47,13 @@ def modules_used(script: Path, package_dir: Path) -> list[Path]:
             continue
         done.add(name)
         todo |= imported_modules(file.read_text(), inside_package=True)
-    return sorted([package_dir / "__init__.py"] + [package_dir / f"{n}.py" for n in done])
+    assets = [f for n in done for f in (package_dir / "assets" / n).rglob("*") if f.is_file()]
+    return sorted([package_dir / "__init__.py"] + [package_dir / f"{n}.py" for n in done] + assets)
 
 
 def code_digest(script: Path, package_dir: Path) -> str:
     digest = hashlib.sha256()
     for file in modules_used(script, package_dir):
-        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+        name = file.relative_to(package_dir).as_posix()  # a module's is its file name, as before
+        digest.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
