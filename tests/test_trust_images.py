@@ -4,9 +4,11 @@ A path that is missing, or a folder without images, is refused at start-up by th
 Only the raster formats on the allow list (images.FORMATS) are ever decoded: a file in another
 format (EPS, PDF, SVG, ...) is refused naming its real format, and no other Pillow plugin (the EPS
 one would run Ghostscript) ever sees it.
-A file that exists but is no usable image (empty, text, truncated, a decompression bomb) fails its
-extraction job before any model work, with a message naming the file and the reason, on
-Snakemake's stderr and in the job's log, and leaves no activations behind. Each kind of bad file is
+A file that exists but is no usable image is refused before any model work, naming the file and
+the reason: what its header shows (empty, text, a decompression bomb) at start-up, for every image
+to extract at once; what only decoding shows (truncated data) by its extraction batch, which
+decodes all its images before it loads the model, on Snakemake's stderr and in the batch's log.
+Nothing is left behind. Each kind of bad file is
 unit-tested in test_images.py; here a representative set goes through the real workflow.
 """
 
@@ -23,8 +25,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, Workflow, copy_workflow
+from filterlens import batches, images
 from filterlens import config as cfg
-from filterlens import images
 
 # --- start-up: what an `images` entry may name ------------------------------------------------
 
@@ -195,9 +197,10 @@ def test_allowed_formats_load_without_any_other_plugin(tmp_path, kind, foreign_p
 FAKE_TORCH = """
 import __main__
 from pathlib import Path
-image = __main__.snakemake.wildcards.image
-(Path(__file__).resolve().parents[1] / "imported").mkdir(exist_ok=True)
-(Path(__file__).resolve().parents[1] / "imported" / image).touch()
+marks = Path(__file__).resolve().parents[1] / "imported"
+marks.mkdir(exist_ok=True)
+for image in __main__.snakemake.params.images:
+    (marks / image).touch()
 raise ImportError("torch is replaced by a stand-in in this test")
 """
 
@@ -240,57 +243,85 @@ def bad_images(folder: Path) -> dict[str, str]:
     }
 
 
+DECODE_FAULTS = ("bad_half", "bad_twothirds")  # found when decoded, before any model work; the
+# others (empty, text, another format, a bomb) are found at start-up, from their headers
+
+
 @pytest.fixture(scope="module")
-def bad_run(tmp_path_factory):
-    """One run over a folder of bad images (plus chelsea as a control), with --keep-going."""
+def bad_folder(tmp_path_factory):
     wf = Workflow(copy_workflow(tmp_path_factory.mktemp("bad-images") / "wf"))
+    reasons = bad_images(wf.root / "resources/bad")
+    return wf, reasons
+
+
+@pytest.mark.workflow
+def test_bad_headers_are_refused_at_start_up_all_at_once(bad_folder):
+    wf, reasons = bad_folder
+    config = wf.write_config(
+        "headers.yaml", images={"bad": "resources/bad", "chelsea": "resources/images/chelsea.png"}
+    )
+    result = wf.snakemake("-n", "--configfile", str(config), check=False)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    header_faults = [image for image in reasons if image not in DECODE_FAULTS]
+    assert f"{len(header_faults)} of the images to extract cannot be used; nothing was run" in out
+    files = cfg.expand_images({"bad": "resources/bad"}, wf.root)
+    for image in header_faults:
+        assert f"image {image}: {files[image]}: {reasons[image]}" in out
+    assert "Building DAG of jobs" not in out
+    assert not (wf.root / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def decode_run(bad_folder):
+    """The images only decoding finds bad, with chelsea as a control under a name the hash puts
+    in a batch of its own (batch_size 1: four buckets), through a stand-in torch that records
+    which images reached it."""
+    wf, reasons = bad_folder
+    for image in set(reasons) - set(DECODE_FAULTS):
+        (wf.root / cfg.expand_images({"bad": "resources/bad"}, wf.root)[image]).unlink()
     fake = wf.root.parent / "fake" / "torch"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text(FAKE_TORCH)
-    folder = wf.root / "resources/bad"
-    reasons = bad_images(folder)
     config = wf.write_config(
-        images={"bad": "resources/bad", "chelsea": "resources/images/chelsea.png"}
-    )
+        "decode.yaml", batch_size=1,
+        images={"bad": "resources/bad", "tabby": "resources/images/chelsea.png"},
+    )  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(fake.parent)}
     result = wf.snakemake("--keep-going", "--configfile", str(config), check=False, env=env)
-    return wf, reasons, result
+    names = ["tabby", *DECODE_FAULTS]
+    count = batches.bucket_count(len(names), 1)
+    buckets = {name: batches.bucket_of(name, count) for name in names}
+    return wf, reasons, result, buckets, count
 
 
 @pytest.mark.workflow
-def test_bad_images_fail_the_run(bad_run):
-    wf, reasons, result = bad_run
+@pytest.mark.parametrize("image", DECODE_FAULTS)
+def test_a_bad_image_stops_its_batch_naming_file_and_reason(decode_run, image):
+    wf, reasons, result, buckets, count = decode_run
     assert result.returncode != 0
-    for image in reasons:
-        assert f"logs/extract_activations/resnet18/{image}.log" in result.stderr
-
-
-@pytest.mark.workflow
-@pytest.mark.parametrize(
-    "image", ["bad_empty", "bad_page", "bad_vector", "bad_half", "bad_twothirds", "bad_bomb"]
-)
-def test_bad_image_message_names_file_and_reason(bad_run, image):
-    wf, reasons, result = bad_run
     files = cfg.expand_images({"bad": "resources/bad"}, wf.root)
-    expected = f"{files[image]}: {reasons[image]}"
-    assert f"Error in rule extract_activations: {expected}" in result.stderr  # what the user sees
-    log = (wf.root / f"logs/extract_activations/resnet18/{image}.log").read_text()
-    assert expected in log
+    expected = f"image {image}: {files[image]}: {reasons[image]}"
+    assert expected in result.stderr  # what the user sees
+    batch = batches.Batch("resnet18", buckets[image], count, ())
+    log = (wf.root / f"logs/extract_activations/resnet18/batch-{batch.name}.log").read_text()
+    assert expected in log and f"Error in rule {batch.rule}" in result.stderr
     assert "Traceback" not in log  # a refusal, not a crash
 
 
 @pytest.mark.workflow
-def test_bad_images_are_refused_before_any_model_work(bad_run):
-    """Only the control image got as far as importing torch."""
-    wf, reasons, result = bad_run
-    imported = wf.root.parent / "fake" / "imported"
-    assert sorted(p.name for p in imported.iterdir()) == ["chelsea"]
+def test_bad_images_are_refused_before_any_model_work(decode_run):
+    """Only the control's batch, which holds no bad image, got as far as importing torch."""
+    wf, reasons, result, buckets, count = decode_run
+    assert buckets["tabby"] not in {buckets[image] for image in DECODE_FAULTS}
+    reached = sorted(p.name for p in (wf.root.parent / "fake" / "imported").iterdir())
+    assert reached == ["tabby"]
 
 
 @pytest.mark.workflow
-def test_bad_images_leave_no_output(bad_run):
-    wf, reasons, result = bad_run
-    for image in reasons:
+def test_bad_images_leave_no_output(decode_run):
+    wf, reasons, result, buckets, count = decode_run
+    for image in DECODE_FAULTS:
         folder = wf.root / "results/resnet18" / image
         leftovers = [p for p in folder.rglob("*")] if folder.exists() else []
         assert leftovers == [], f"{image} left {leftovers}"

@@ -17,6 +17,7 @@ from PIL import Image
 
 from conftest import REPO
 from filterlens import files, render, stats
+from filterlens.frames import Frame, write_index
 from filterlens.manifest import non_data, read_manifest, run_outputs, write_manifest
 from filterlens.provenance import read_provenance, write_provenance
 from filterlens.video import encode_avi
@@ -45,16 +46,16 @@ def build_run(root: Path) -> Path:
             unit = (a[f] - a[f].min()) / np.ptp(a[f])
             path = f"frames/{layer}/{f:04d}.png"
             write_frame(run / path, render.levels_at_size(unit, SIZE, "nearest", 256))
-            frames.append((len(frames), layer, f, path))
-    files.write_tsv(run / "frames.tsv", ("frame", "layer", "filter", "path"), frames)
+            frames.append(Frame(len(frames), layer, f, path, (run / path).stat().st_size))
+    write_index(run, frames)
     files.write_tsv(maps / "layers.tsv", ("layer", "module", "type", "channels", "height", "width"),
                     layer_rows)  # fmt: skip
     files.write_tsv(maps / "predictions.tsv", ("rank", "class", "label", "probability"),
                     [(1, 3, "cat", 0.5), (2, 7, "dog", 0.25)])  # fmt: skip
     Image.new("RGB", SIZE, (10, 20, 30)).save(maps / "input.png")
-    files.write_tsv(run / "activation_stats.tsv", stats.COLUMNS, stat_rows)
-    files.write_text(run / "activation_stats.txt", stats.format_text(stat_rows))
-    encode_avi([run / row[3] for row in frames], run / VIDEO, 5)
+    stats.write_filter_stats(maps / stats.FILTER_STATS, stat_rows)
+    stats.write_run_stats(run / "activation_stats.tsv", run / "activation_stats.txt", stat_rows)
+    encode_avi([run / frame.path for frame in frames], run / VIDEO, 5)
     for name in ("scales.tsv", "equalization.npz", "top_filters.tsv", "preview.webp", "sheets/a.png",
                  "../activations/extraction.json", "frames/a/.snakemake_timestamp"):  # fmt: skip
         files.write_text(run / name, "not data\n")

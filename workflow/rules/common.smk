@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from filterlens import activations, batches, paths
+from filterlens import activations, batches, images, paths
 from filterlens import config as cfg
 from filterlens.codedigest import code_digest
 from filterlens.describe import weights_record, weights_text
@@ -83,26 +83,30 @@ def extraction_state(model, key):
 
 
 def plan_extraction():
-    """The extraction batches with work to do. Outputs that exist but are out of date are made
+    """The extraction batches with work to do. The images to extract are checked first, all at
+    once (their headers only: no decoding). Outputs that exist but are out of date are then made
     to look old, so that Snakemake re-makes them even where it has no record of them."""
-    planned = []
+    planned, stale = [], {}
     for model in config["models"]:
-        key = batches.extraction_key(
-            extraction_settings(model), script_code("extract_activations")
-        )
-        found, reasons = batches.plan(
-            model, IMAGES, config["batch_size"], extraction_state(model, key)
-        )
-        for image, why in reasons.items():
-            outputs = extraction_outputs(model, image).values()
-            if any(Path(f).exists() for f in outputs):
-                print(
-                    f"{paths.activations(model, image)}: {why}; extracting again",
-                    file=sys.stderr,
-                )
-                for f in outputs:
-                    age(f)
+        code = script_code("extract_activations")
+        key = batches.extraction_key(extraction_settings(model), code)
+        state = extraction_state(model, key)
+        found, reasons = batches.plan(model, IMAGES, config["batch_size"], state)
         planned += [(batch, key) for batch in found]
+        stale.update({(model, image): why for image, why in reasons.items()})
+    to_check = sorted({image for _, image in stale})
+    images.check_headers(
+        {image: IMAGES[image] for image in to_check}, config["max_image_pixels"]
+    )
+    for (model, image), why in stale.items():
+        outputs = extraction_outputs(model, image).values()
+        if any(Path(f).exists() for f in outputs):
+            print(
+                f"{paths.activations(model, image)}: {why}; extracting again",
+                file=sys.stderr,
+            )
+            for f in outputs:
+                age(f)
     return planned
 
 

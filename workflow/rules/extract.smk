@@ -30,6 +30,7 @@ for batch, key in BATCHES:
             settings=extraction_settings(batch.model),
             key=key,
             max_image_pixels=config["max_image_pixels"],
+            weights_max_bytes=config["weights_max_bytes"],
             code=script_code("extract_activations"),
         script:
             "../scripts/extract_activations.py"

@@ -2,7 +2,8 @@
 
     results/<model>/<image>/activations/
         <layer>.npy         float32 C x H x W: the layer's exact output (one file per call id)
-        layers.tsv          layer, module, type, channels, height, width (network order)
+        layers.tsv          layer, module, type, channels, height, width, channels_total (network
+                            order; channels: those saved, channels_total: the layer's own)
         filter_stats.tsv    per-filter statistics (filterlens.stats)
         predictions.tsv     rank, class, label, probability (top-5)
         input.png           the image as the model saw it (img_size)
@@ -29,7 +30,7 @@ from . import stats
 from .files import atomic_dir, read_tsv, write_tsv
 
 RECORD = "extraction.json"
-LAYER_COLUMNS = ("layer", "module", "type", "channels", "height", "width")
+LAYER_COLUMNS = ("layer", "module", "type", "channels", "height", "width", "channels_total")
 PREDICTION_COLUMNS = ("rank", "class", "label", "probability")
 
 
@@ -40,9 +41,10 @@ class Layer:
     name: str  # call id: module name, then _1, _2, ... for later calls of the same module
     module: str
     kind: str  # module class name, e.g. Conv2d
-    channels: int
+    channels: int  # saved (the first max_filters_per_layer, when capped)
     height: int
     width: int
+    channels_total: int
 
 
 class Activations:
@@ -55,7 +57,7 @@ class Activations:
     def layers(self) -> list[Layer]:
         return [
             Layer(r["layer"], r["module"], r["type"], int(r["channels"]), int(r["height"]),
-                  int(r["width"]))
+                  int(r["width"]), int(r["channels_total"]))
             for r in read_tsv(self.folder / "layers.tsv")
         ]  # fmt: skip
 
@@ -110,7 +112,8 @@ def write(
         for layer, array in maps:
             np.save(out / f"{layer.name}.npy", np.ascontiguousarray(array, dtype=np.float32))
         write_tsv(out / "layers.tsv", LAYER_COLUMNS, (
-            (m.name, m.module, m.kind, m.channels, m.height, m.width) for m, _ in maps
+            (m.name, m.module, m.kind, m.channels, m.height, m.width, m.channels_total)
+            for m, _ in maps
         ))  # fmt: skip
         stats.write_filter_stats(
             out / stats.FILTER_STATS,

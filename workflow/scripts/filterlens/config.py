@@ -402,6 +402,8 @@ def extraction_settings(config: dict, model: str) -> dict:
         "layers": layer_patterns(config),
         "max_filters": config["max_filters_per_layer"],
         "img_size": list(img_size(config)),
+        "construction": config["construction"],
+        "preprocess": config["preprocess"],
     }
     if config["weights"] not in ("imagenet", "random"):
         st = os.stat(config["weights"])

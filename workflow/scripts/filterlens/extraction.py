@@ -1,7 +1,7 @@
 """Run images through a model loaded once and save what every selected layer outputs.
 
-A batch job builds the model, then for each image: load it (filterlens.images), resize it to
-img_size, capture the selected layers (filterlens.models), and write the image's activations
+A batch job builds the model, then for each image: load it (filterlens.images), bring it to
+img_size (filterlens.preprocess), capture the selected layers (filterlens.models), and write the image's activations
 folder (filterlens.activations) with its per-layer statistics and their plot, before it reads the
 next image; so memory holds one image's maps at a time, however large the batch.
 
@@ -17,11 +17,11 @@ from typing import Mapping
 
 import torch
 
-from . import images, models, summary, weights
+from . import images, models, preprocess, summary, weights
 from .activations import Layer, source_record
 from .activations import write as write_activations
 from .describe import weights_text
-from .files import atomic_path, sha256_file, write_tsv
+from .files import atomic_path, write_tsv
 
 log = logging.getLogger("filterlens")
 
@@ -33,16 +33,26 @@ class Extractor:
     name: str
     model: torch.nn.Module
     device: torch.device
+    transform: preprocess.EvalTransform  # the DEFAULT weights' transform: mean, std, crop
     settings: Mapping  # the extraction settings of the configuration
-    weights: dict  # the `weights` record of extraction.json
+    record: dict  # what every image's extraction.json records about the model and its weights
 
     @classmethod
-    def load(cls, settings: Mapping, weights_input: str | None, threads: int) -> "Extractor":
+    def load(cls, settings: Mapping, weights_input: str | None, max_bytes: int,
+             threads: int) -> "Extractor":
         torch.set_num_threads(threads)
         device = models.pick_device(settings["device"])
-        state, info = load_weights(settings, weights_input)
-        model = models.build_model(settings["model"], state, seed=settings["seed"]).to(device)
-        return cls(settings["model"], model, device, settings, info)
+        state, info = load_weights(settings, weights_input, max_bytes)
+        construction = models.resolve_construction(settings["construction"], settings["weights"])
+        net = models.build(settings["model"], state, seed=settings["seed"], construction=construction)
+        record = {
+            "model": settings["model"], "weights": info, "seed": settings["seed"],
+            "construction": net.construction, "device": str(device),
+            "device_name": device_name(device), "threads": torch.get_num_threads(),
+            "img_size": list(settings["img_size"]), "max_filters_per_layer": settings["max_filters"],
+        }  # fmt: skip
+        transform = preprocess.weights_transform(settings["model"])
+        return cls(settings["model"], net.module.to(device), device, transform, settings, record)
 
     def extract(self, image_name: str, source: str, key: str, max_pixels: int,
                 folder: str, table: str, plot: str) -> None:
@@ -51,56 +61,43 @@ class Extractor:
         image, notes = images.load_image(source, max_pixels=max_pixels)
         for note in notes:
             log.info("%s: %s", source, note)
-        resized = images.resize_for_model(image, tuple(s["img_size"]))
-        x = models.to_input(images.to_model_array(resized), self.device)
-        try:
-            result = models.capture(self.model, x, s["layers"], s["max_filters"])
-        except RuntimeError as err:
-            first = str(err).splitlines()[0]
-            hint = ". Use a larger img_size." if "size" in first.lower() else ""
-            raise models.ModelError(
-                f"{self.name} failed on an image of img_size {s['img_size']}: {first}{hint}"
-            ) from None
+        seen = preprocess.prepare(image, tuple(s["img_size"]), s["preprocess"], self.transform)
+        x = models.to_input(images.to_model_array(seen.image), self.device, self.transform.mean,
+                            self.transform.std)  # fmt: skip
+        result = models.capture(self.model, x, s["layers"], s["max_filters"], name=self.name)
         categories = models.default_weights(self.name).meta.get("categories")
         predictions = models.top_predictions(result.logits, categories)
-        random = self.weights["kind"] == "random"
+        random = self.record["weights"]["kind"] == "random"
         for rank, _, label, prob in predictions:
             log.info("%s top-%d: %s (%.4f)%s", image_name, rank, label, prob,
                      " [random weights]" * random)  # fmt: skip
-        maps = [(Layer(m.name, m.module, m.kind, *m.array.shape), m.array) for m in result.maps]
-        info = {
-            "model": self.name, "weights": self.weights, "seed": s["seed"],
-            "device": str(self.device), "device_name": device_name(self.device),
-            "threads": torch.get_num_threads(), "img_size": list(s["img_size"]),
-            "max_filters_per_layer": s["max_filters"], "input_notes": notes,
-            "key": key, "source": source_record(source),
-        }  # fmt: skip
-        write_activations(folder, maps, predictions, resized, info)
+        maps = [(Layer(m.name, m.module, m.kind, *m.array.shape, m.channels_total), m.array)
+                for m in result.maps]  # fmt: skip
+        info = {**self.record, "input_notes": notes, "preprocess": seen.record(), "key": key,
+                "source": source_record(source)}  # fmt: skip
+        write_activations(folder, maps, predictions, seen.image, info)
         rows = [summary.layer_summary(layer.name, array) for layer, array in maps]
         write_tsv(table, summary.COLUMNS, rows)
         rows = [dict(zip(summary.COLUMNS, row)) for row in rows]
-        title = f"{self.name} · {image_name} · {weights_text(self.weights, short=True)}"
+        weights = weights_text(self.record["weights"], short=True)
         with atomic_path(plot) as tmp:
-            summary.plot_layer_stats(rows, title, tmp)
-        log.info("%s: %d layers, %d filters", image_name, len(maps),
-                 sum(layer.channels for layer, _ in maps))  # fmt: skip
+            summary.plot_layer_stats(rows, f"{self.name} · {image_name} · {weights}", tmp)
+        log.info("%s: %d layers, %d filters; %s", image_name, len(maps),
+                 sum(layer.channels for layer, _ in maps), seen.description)  # fmt: skip
 
 
-def load_weights(settings: Mapping, weights_input: str | None) -> tuple[dict | None, dict]:
+def load_weights(settings: Mapping, weights_input: str | None, max_bytes: int):
     """The state dict to load (None for random init) and the `weights` record to keep."""
-    kind = settings["weights"]
-    if kind == "random":
+    if settings["weights"] == "random":
         log.info("weights: random initialization, seed %d", settings["seed"])
         return None, {"kind": "random", "seed": settings["seed"]}
-    if kind == "imagenet":
-        digest, path = weights.read_record(Path(weights_input))
-        kind = f"imagenet: {models.default_weights(settings['model'])}"
+    if settings["weights"] == "imagenet":
+        record = weights.read_record(Path(weights_input))
     else:
-        path, digest = Path(weights_input), None
-    state = weights.load_state_dict(path, expected_sha256=digest)
-    digest = digest or sha256_file(path)
-    log.info("weights: %s (%s, sha256 %s)", kind, path.name, digest)
-    return state, {"kind": kind, "file": path.name, "sha256": digest}
+        record = weights.local_record(Path(weights_input))
+    state = weights.load_state_dict(record.path, record.sha256, max_bytes=max_bytes)
+    log.info("weights: %s", record.describe())
+    return state, record.extraction_info()
 
 
 def device_name(device: torch.device) -> str:

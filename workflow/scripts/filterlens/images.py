@@ -109,6 +109,48 @@ def _refuse(path, reason: str, fix: str | None = None) -> ImageInputError:
     return ImageInputError(f"{os.fspath(path)}: {reason}" + (f"; {fix}" if fix else ""))
 
 
+def check_header(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """The checks that need no decoding: a non-empty regular file, in an allowed raster format,
+    with no more pixels than ``max_pixels``. Cheap (the header only), so the workflow runs them at
+    start-up for every image it is about to extract; load_image also decodes."""
+    _check_file(path)
+    with _open(path, max_pixels) as probe:
+        _check_pixels(path, probe.size, max_pixels)
+        _check_tiff_compression(path, probe)
+
+
+def check_headers(files: dict[str, str], max_pixels: int) -> None:
+    """check_header for every image of `files` (name -> file); one ImageInputError that lists
+    every image that fails, so that a set with several bad files is fixed in one go."""
+    problems = []
+    for name, path in files.items():
+        try:
+            check_header(path, max_pixels=max_pixels)
+        except ImageInputError as err:
+            problems.append(f"  image {name}: {err}")
+    if problems:
+        raise ImageInputError(
+            f"{len(problems)} of the images to extract cannot be used; nothing was run. Fix or "
+            "remove them (a folder's images are named <key>_<file stem>):\n" + "\n".join(problems)
+        )
+
+
+def check_loads(files: dict[str, str], max_pixels: int) -> None:
+    """load_image for every image of `files`, listing every image that fails in one error."""
+    problems = []
+    for name, path in files.items():
+        try:
+            load_image(path, max_pixels=max_pixels)
+        except ImageInputError as err:
+            problems.append(f"  image {name}: {err}")
+    if problems:
+        raise ImageInputError(
+            f"{len(problems)} of the {len(files)} images of this batch cannot be used; the batch "
+            "was stopped before any model work, and nothing of it was written. Fix or remove:\n"
+            + "\n".join(problems)
+        )
+
+
 def load_image(
     path: str | os.PathLike,
     *,
@@ -126,10 +168,8 @@ def load_image(
             "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; filterlens will not read "
             "images while truncated files would be silently padded"
         )
-    _check_file(path)
+    check_header(path, max_pixels=max_pixels)
     with _open(path, max_pixels) as probe:
-        _check_pixels(path, probe.size, max_pixels)
-        _check_tiff_compression(path, probe)
         # Cheap structural check without decoding pixels; for PNG it also catches a
         # missing tail that a full decode would not notice.
         _decoding(path, probe.verify)

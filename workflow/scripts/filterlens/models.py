@@ -54,7 +54,8 @@ class LayerMap:
     name: str  # call id: module name, plus _1, _2, ... for later calls of the same module
     module: str
     kind: str  # module class name, e.g. Conv2d
-    array: np.ndarray  # float32, C x H x W
+    array: np.ndarray  # float32, C x H x W (the first max_filters channels only, when capped)
+    channels_total: int  # the layer's channels before any cap
 
 
 @dataclass
@@ -402,7 +403,7 @@ def capture(
             if is_map and wanted(call_id, module_name, module):
                 data = output[0, :max_filters] if max_filters else output[0]
                 array = data.detach().to("cpu", torch.float32, copy=True).numpy()
-                kept.append(LayerMap(call_id, module_name, kind, array))
+                kept.append(LayerMap(call_id, module_name, kind, array, int(output.shape[1])))
 
         return record
 

@@ -439,10 +439,6 @@ class WeightsRecord:
     def describe(self) -> str:
         return f"{self.kind} ({self.path.name}, sha256 {self.sha256}, {self.verification})"
 
-    def __iter__(self):
-        # Transitional: extract_activations.py still unpacks `digest, path = read_record(...)`.
-        return iter((self.sha256, self.path))
-
 
 def write_record(record: Path, weights: WeightsRecord) -> None:
     """The record beside the checkpoint: comment lines, then the sha256sum line, so that
