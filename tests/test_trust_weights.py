@@ -179,7 +179,7 @@ def test_pickle_payload_is_refused_and_never_runs(mirror_run):
     wf, err = mirror_run["wf"], mirror_run["first"].stderr
     assert not mirror_run["marker"].exists()
     assert (
-        f"Error in rule extract_activations: refused to load resources/weights/{FILES['resnet18']}: "
+        f"Error in rule extract_activations_resnet18_1_of_1: refused to load resources/weights/{FILES['resnet18']}: "
         "it is not a plain state dict of tensors (it may carry code;"
     ) in err
     # The download itself matched the site's checksum, so it was kept and recorded as verified.
@@ -191,7 +191,7 @@ def test_pickle_payload_is_refused_and_never_runs(mirror_run):
 def test_verified_file_altered_later_is_refused(mirror_run):
     wf, err = mirror_run["wf"], mirror_run["second"].stderr
     assert (
-        f"Error in rule extract_activations: resources/weights/{FILES['resnet18']} changed since it "
+        f"Error in rule extract_activations_resnet18_1_of_1: resources/weights/{FILES['resnet18']} changed since it "
         f"was verified (sha256 {sha256(mirror_run['verified'] + bytes(1))}, recorded "
         f"{mirror_run['sums']['resnet18']}). Delete it and its .sha256 record"
     ) in err
@@ -294,13 +294,13 @@ def test_checkpoint_for_another_architecture_is_refused(workflow_copy):
     result = wf.snakemake(*targets, "--keep-going", "--configfile", str(config), check=False)
     assert result.returncode != 0
     assert re.search(
-        r"Error in rule extract_activations: the checkpoint does not fit torchvision's resnet18: "
+        r"Error in rule extract_activations_resnet18_1_of_1: the checkpoint does not fit torchvision's resnet18: "
         r"(\d+) of the model's \1 tensors are missing from it \(conv1.weight, .*\) and 52 of its 52 "
         r"tensors are unknown to the model \(features.0.weight, .*\)\. It looks like a checkpoint "
         r"of another architecture\.",
         result.stderr,
     ), result.stderr[-3000:]
-    log = (wf.root / "logs/extract_activations/resnet18/chelsea.log").read_text()
+    log = (wf.root / "logs/extract_activations/resnet18/batch-1-of-1.log").read_text()
     assert "does not fit torchvision's resnet18" in log and "Traceback" not in log
     assert not (wf.root / "results/resnet18/chelsea/activations").exists()
     assert (wf.root / "results/squeezenet1_1/chelsea/activations/layers.tsv").exists()

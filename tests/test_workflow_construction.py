@@ -57,17 +57,13 @@ def imagenet_run(tmp_path_factory):
     (wf.root / "site.sha256").write_text("".join(sums))
     with LoopbackServer(served) as server:
         results = run_each_model(
-            wf, weights="imagenet", weights_mirror=server.url, weights_checksums="site.sha256"
+            wf, weights="imagenet", weights_mirror=server.url, allow_http_mirror=True,
+            weights_checksums="site.sha256",
         )
     return wf, states, results
 
 
 @pytest.mark.workflow
-@pytest.mark.xfail(
-    strict=True,
-    reason="until extract_activations builds with models.build(..., construction="
-    "models.resolve_construction(construction, weights)): it still builds the plain network",
-)
 def test_imagenet_maps_are_those_of_torchvisions_pretrained_builder(imagenet_run):
     import torch
     from PIL import Image
