@@ -50,8 +50,7 @@ def test_report_builds_and_holds_every_result(built):
     results = report_results(report_dir)
     names = sorted(r["name"] for r in results.values())
     assert names == sorted([
-        "activations.avi", "chelsea.html", "conv1.png", "layer1.0.conv1.png", "layer_stats.png",
-        "layer_stats.tsv", "top_filters.tsv",
+        "activations.avi", "chelsea.html", "conv1.png", "layer1.0.conv1.png", "top_filters.tsv",
     ])  # fmt: skip
     for result in results.values():
         assert (report_dir / result["data_uri"]).is_file(), result["data_uri"]
@@ -59,7 +58,8 @@ def test_report_builds_and_holds_every_result(built):
             Image.open(report_dir / result["data_uri"]).load()  # whole, not truncated
     page = next(r for r in results.values() if r["mime_type"] == "text/html")
     page_dir = (report_dir / page["data_uri"]).parent
-    for name in ("input.png", "layer_stats.png", "default/preview.webp", "default/sheets/conv1.png"):
+    for name in ("input.png", "layer_stats.png", "layer_stats.tsv", "default/preview.webp",
+                 "default/sheets/conv1.png"):  # fmt: skip
         assert (page_dir / name).is_file(), name
 
 
@@ -112,12 +112,20 @@ def test_layer_stats_agree_with_the_activations(built):
         assert float(row["nonpositive"]) == np.count_nonzero(a <= 0) / a.size
 
 
-def test_preview_plays_every_frame_at_the_video_rate(built):
+def test_preview_shows_the_sheets_one_layer_after_the_other(built):
+    from filterlens import preview as previews
+
     wf, _ = built
     preview = Image.open(wf.run_dir() / "preview.webp")
-    assert preview.n_frames == len(read_tsv(wf.run_dir() / "frames.tsv")) == 8
-    preview.load()
-    assert preview.info["duration"] == 200  # fps 5 in tiny.yaml
+    assert preview.n_frames == len(LAYERS)
+    for i, layer in enumerate(LAYERS):
+        preview.seek(i)
+        preview.load()
+        assert preview.info["duration"] == previews.DURATION_MS  # not the video's rate
+        sheet = Image.open(wf.run_dir() / "sheets" / f"{layer}.png").convert("RGB")
+        expected = previews.sheet_frame(sheet, layer)
+        shown = np.asarray(preview.convert("RGB"), dtype=int)
+        assert np.abs(shown - np.asarray(expected, dtype=int)).mean() < 8  # lossy, same picture
 
 
 class Sources(HTMLParser):
@@ -191,7 +199,7 @@ def test_report_opens_from_disk_in_headless_chromium(built, tmp_path):
         assert set(categories) == {CATEGORY}
         assert set(categories[CATEGORY]) == {
             "1. Overview", "2. Contact sheets, run default", "3. Top filters",
-            "4. Layer statistics", "5. Videos",
+            "4. Videos",
         }  # fmt: skip
         listed = browser.evaluate(
             SHOW_SUBCATEGORY % (json.dumps(CATEGORY), json.dumps("2. Contact sheets, run default"))

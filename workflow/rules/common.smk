@@ -177,10 +177,25 @@ def render_mem_mb(wildcards):
 
 
 def all_outputs():
+    """Every image's page and its runs' contract files, and the comparisons. Requesting the
+    files, not only the page that needs them, makes Snakemake notice any one of them missing.
+    """
+    names = (
+        "frames.tsv",
+        "activation_stats.tsv",
+        "activation_stats.txt",
+        "MANIFEST.sha256",
+    )
     return [
-        f"{PAGE_DIR.format(model=model, image=image)}"
+        path
         for model in config["models"]
         for image in IMAGES
+        for path in [PAGE_DIR.format(model=model, image=image)]
+        + [
+            f"{paths.run_dir(model, image, run)}/{name}"
+            for run in RUNS
+            for name in names
+        ]
     ] + [f"results/compare/{name}" for name in COMPARE]
 
 
@@ -240,7 +255,7 @@ def video_outputs():
                 f"{IMAGE_DIR}/{run}/{name}",
                 caption=VIDEO_CAPTION,
                 category="{model} · {image}",
-                subcategory="5. Videos",
+                subcategory="4. Videos",
                 labels={"run": run, "file": name},
             ))  # fmt: skip
     return videos

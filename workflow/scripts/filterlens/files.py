@@ -45,7 +45,18 @@ def _new_temp_file(target: Path) -> Path:
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:
     with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
+        put_bytes(tmp, data)
+
+
+def put_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (inside a folder that atomic_dir is making, or a temporary file);
+    a failed write names the file, which Python leaves out when a write, not the open, fails."""
+    try:
+        path.write_bytes(data)
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror, os.fspath(path)) from None
+        raise
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from . import render
-from .files import read_tsv, write_tsv
+from .files import put_bytes, read_tsv, write_tsv
 from .normalize import Scales, equalize, to_unit
 
 INDEX = "frames.tsv"
@@ -155,7 +155,7 @@ def render_layer(
             u = equalize(u, curve)
         image, _ = frame_image(u, size, style, lut, background, f"{layer} #{f}")
         data = render.png_bytes(image)
-        (frames_dir / layer / frame_name(f, style)).write_bytes(data)
+        put_bytes(frames_dir / layer / frame_name(f, style), data)
         return f, frame_path(layer, f, style), len(data), each(f, image) if each else None
 
     yield from pool.map(one, range(maps.shape[0]))

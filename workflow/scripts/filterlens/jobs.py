@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import re
 import sys
 import time
+from pathlib import PurePath
 
 
 def run_job(main, snakemake) -> None:
@@ -48,10 +51,24 @@ def clean_message(err: Exception, outputs: list[str] = ()) -> str | None:
     if type(err).__module__.startswith("filterlens"):
         return str(err)
     if isinstance(err, OSError) and err.errno in _STORAGE_ERRORS:
-        where = err.filename or ", ".join(map(str, outputs))
+        where = final_name(err.filename) if err.filename else ", ".join(map(str, outputs))
         return (
             f"{_STORAGE_ERRORS[err.errno]}{f' while writing {where}' if where else ''} "
             f"({errno.errorcode[err.errno]}). The unfinished output of this step was removed. "
             "Free some space (or move results/ to a larger disk) and run the workflow again."
         )
     return None
+
+
+def final_name(path) -> str:
+    """The output a hidden temporary path stands for (filterlens.files writes every output under
+    .<name>.partial or .<name>.<hex>.tmp beside it): what a message should name."""
+    parts = []
+    for part in PurePath(os.fsdecode(path)).parts:
+        if match := _TEMPORARY.fullmatch(part):
+            part = match.group(1)
+        parts.append(part)
+    return str(PurePath(*parts))
+
+
+_TEMPORARY = re.compile(r"\.(.+?)(?:\.partial|\.[0-9a-f]{8}\.tmp)")

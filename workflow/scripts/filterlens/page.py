@@ -139,7 +139,7 @@ def render_page(page: Page) -> str:
         "</div></div>",
         '<h2 id="layers">Layer statistics</h2>',
         f'<img src="{esc(page.stats_plot)}" alt="per-layer mean, std, max and fraction of values at or below zero">',
-        "<details><summary>Table</summary>",
+        '<details><summary>Table (<a href="layer_stats.tsv">layer_stats.tsv</a>)</summary>',
         table(
             ("layer", "filters", "height", "width", "mean", "std", "min", "max", "fraction <= 0"),
             [
@@ -180,8 +180,8 @@ def render_run(page: Page, run: RunSection) -> list[str]:
     ]
     if run.preview:
         out.append(
-            f'<img class="pixels" src="{esc(run.preview)}" width="{display_width(run.preview_size[0])}" '
-            f'alt="animated preview of all {run.frames} frames of run {esc(run.name)}">'
+            f'<img src="{esc(run.preview)}" width="{run.preview_size[0]}" '
+            f'alt="animated preview: the contact sheets of run {esc(run.name)}, layer by layer">'
         )
     video = (
         f"the lossless video <code>{esc(run.video)}</code> holds the full-size frames (download it "
@@ -190,8 +190,8 @@ def render_run(page: Page, run: RunSection) -> list[str]:
         else "this run writes no video (save_video: false)"
     )
     out += [
-        f'<p class="muted">All {run.frames} frames at {s["fps"]:g} per second, shrunk and lossy; '
-        f"{video}.</p>",
+        f'<p class="muted">The contact sheets below, one layer after the other, shrunk and lossy; '
+        f"{video}, all {run.frames} frames at {s['fps']:g} per second.</p>",
         f"<h3>Most active filters (top {_k(run.top)})</h3>",
         top_table(run.top),
         "<h3>Contact sheets</h3>",

@@ -20,7 +20,7 @@ from PIL import Image
 
 from . import frames, preview, sheets, topk
 from .activations import Activations
-from .files import atomic_dir, write_bytes
+from .files import atomic_dir, put_bytes, write_bytes
 from .frames import Frame, Style
 from .normalize import Scales
 
@@ -116,7 +116,7 @@ def render_run(
 def _sheet(target: Path, tiles, filters, grid, title, lines, scale, top, top_k, layer):
     """Draw and save one sheet; returns its preview frame."""
     sheet = sheets.layer_sheet(tiles, filters, grid, title, lines, scale, top, top_k)
-    target.write_bytes(sheets.sheet_png(sheet.image))
+    put_bytes(target, sheets.sheet_png(sheet.image))
     return preview.sheet_frame(sheet.image, layer)
 
 
