@@ -106,7 +106,7 @@ def first_and_refused(tmp_path_factory):
     second, unfinished, first_rc, first_out = beside_frozen_run(
         wf,
         ["--configfile", str(configs["a"])],
-        "logs/extract_activations/resnet18/chelsea.log",
+        "logs/extract_activations/resnet18/batch-1-of-1.log",
         ["--configfile", str(configs["b"])],
     )
     return wf, configs, first_rc, first_out, second, unfinished
@@ -118,7 +118,7 @@ def test_run_needing_files_another_run_is_making_is_refused(first_and_refused):
     assert second.returncode != 0
     assert "Directory cannot be locked" in second.stdout + second.stderr
     assert not (wf.root / IMAGE_DIR / "b").exists()
-    assert not (wf.root / "logs/render_frames/resnet18/chelsea/b").exists()
+    assert not (wf.root / "logs/render_frames/resnet18/chelsea/b.log").exists()
     # The first run was not disturbed.
     assert first_rc == 0, first_out[-3000:]
     assert manifest_holds(wf.root / IMAGE_DIR / "a")
@@ -161,7 +161,7 @@ def test_nolock_lets_a_second_run_make_the_same_files_at_once(tmp_path_factory):
     config = wf.write_config()
     first, first_log = start(wf, "--configfile", str(config))
     try:
-        job = job_holding(first, "logs/extract_activations/resnet18/chelsea.log")
+        job = job_holding(first, "logs/extract_activations/resnet18/batch-1-of-1.log")
         job.suspend()
         second = wf.snakemake(
             f"{IMAGE_DIR}/activations", "--nolock", "--configfile", str(config), check=False
@@ -175,5 +175,5 @@ def test_nolock_lets_a_second_run_make_the_same_files_at_once(tmp_path_factory):
     out = second.stdout + second.stderr
     assert second.returncode == 0, out[-3000:]
     assert "Directory cannot be locked" not in out
-    assert "checkpoint extract_activations:" in out  # it ran the very job the first run was in
+    assert "rule extract_activations_resnet18_1_of_1:" in out  # the very job the first run was in
     assert f"output: {IMAGE_DIR}/activations" in out

@@ -150,7 +150,7 @@ def test_predictions_are_written_and_labelled(done):
 
 
 EXTRACT = "extract_activations_resnet18_1_of_1"  # the tiny config's one batch
-PER_IMAGE = {"finish_image", "all"}
+PER_IMAGE = {"finish_image", "write_page", "all"}
 
 
 def test_only_what_changed_reruns(workflow_copy):
@@ -161,7 +161,7 @@ def test_only_what_changed_reruns(workflow_copy):
 
     jobs = wf.dry_run_jobs(*tiny, "--config", "cmap=magma")
     assert set(jobs) == {"make_palette", "render_frames"} | PER_IMAGE, "cmap: no extraction or normalization"
-    assert set(wf.dry_run_jobs(*tiny, "--config", "fps=7")) == PER_IMAGE
+    assert set(wf.dry_run_jobs(*tiny, "--config", "fps=7")) == PER_IMAGE, "fps: video and page"
     assert set(wf.dry_run_jobs(*tiny, "--config", "top_k=2")) == {"render_frames"} | PER_IMAGE
     jobs = wf.dry_run_jobs(*tiny, "--config", "normalization_mode=global")
     assert set(jobs) == {"normalize_maps", "render_frames"} | PER_IMAGE
@@ -187,7 +187,7 @@ def test_a_new_image_is_extracted_alone_and_nothing_else_reruns(workflow_copy):
         images={"chelsea": "resources/images/chelsea.png", "coffee": "resources/images/coffee.png"},
     )
     jobs = [job for job in wf.dry_run_wildcards("--configfile", str(two)) if job[0] != "all"]
-    assert {rule for rule, _ in jobs} == {EXTRACT, "normalize_maps", "render_frames", "finish_image"}
+    assert {rule for rule, _ in jobs} == {EXTRACT, "normalize_maps", "render_frames"} | PER_IMAGE - {"all"}
     assert all("image=coffee" in wildcards for rule, wildcards in jobs if rule != EXTRACT), jobs
     out = wf.snakemake("-n", "--configfile", str(two)).stdout
     assert "results/resnet18/coffee/activations" in out and "resnet18/chelsea/activations" not in out

@@ -1,8 +1,6 @@
 """Finish one model and image once its runs are rendered: per run the lossless video, the
-statistics files, MANIFEST.sha256 and provenance.json; then the HTML page of all runs.
-
-These are the cheap last steps (a stream copy, hashing, a page), done in one job per image so that
-an image costs few jobs however many runs it has.
+statistics files, MANIFEST.sha256 and provenance.json (one job for all runs of the image, so that
+an image costs few jobs however many runs it has); and the HTML page of all runs.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from typing import Mapping
 
 from PIL import Image
 
-from . import frames, stats, topk
+from . import frames, paths, stats, topk
 from .activations import Activations
 from .checkout import REPO
 from .describe import weights_text
@@ -41,6 +39,12 @@ class Run:
     @property
     def video(self) -> Path | None:
         return self.folder / self.settings["video_filename"] if self.settings["save_video"] else None
+
+
+def runs_of(model: str, image: str, runs: Mapping[str, Mapping]) -> list[Run]:
+    """The runs (name -> rendering keys) of a model and image, with their folders."""
+    return [Run(name, Path(paths.run_dir(model, image, name)), settings)
+            for name, settings in runs.items()]  # fmt: skip
 
 
 def finish_run(acts: Activations, run: Run, model: str, image: str, config: Mapping) -> None:
