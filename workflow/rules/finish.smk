@@ -54,6 +54,8 @@ rule write_page:
         ),
     log:
         "logs/write_page/{model}/{image}.log",
+    benchmark:
+        "benchmarks/write_page/{model}/{image}.tsv"
     group:
         "render"
     conda:

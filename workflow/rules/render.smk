@@ -3,6 +3,8 @@ rule make_palette:
         palette="resources/palettes/{cmap}.npy",
     log:
         "logs/make_palette/{cmap}.log",
+    benchmark:
+        "benchmarks/make_palette/{cmap}.tsv"
     conda:
         "../../envs/filterlens.yaml"
     params:

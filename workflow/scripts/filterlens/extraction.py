@@ -11,6 +11,7 @@ Imports torch (through filterlens.models): only extraction jobs pay for it.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -80,10 +81,12 @@ class Extractor:
         write_tsv(table, summary.COLUMNS, rows)
         rows = [dict(zip(summary.COLUMNS, row)) for row in rows]
         weights = weights_text(self.record["weights"], short=True)
+        started = time.process_time()
         with atomic_path(plot) as tmp:
             summary.plot_layer_stats(rows, f"{self.name} · {image_name} · {weights}", tmp)
-        log.info("%s: %d layers, %d filters; %s", image_name, len(maps),
-                 sum(layer.channels for layer, _ in maps), seen.description)  # fmt: skip
+        log.info("%s: %d layers, %d filters; %s; plot %.2f s", image_name, len(maps),
+                 sum(layer.channels for layer, _ in maps), seen.description,
+                 time.process_time() - started)  # fmt: skip
 
 
 def load_weights(settings: Mapping, weights_input: str | None, max_bytes: int):
