@@ -18,6 +18,7 @@ from browser import Browser, find_chromium
 from conftest import Workflow, copy_workflow
 from filterlens import sheets
 from filterlens.files import read_tsv
+from filterlens.frames import read_index
 
 pytestmark = pytest.mark.workflow
 
@@ -71,7 +72,9 @@ def test_every_caption_says_the_weights_are_random(built):
 def test_sheet_tiles_are_the_frames_in_frames_tsv_order(built):
     wf, _ = built
     run_dir = wf.run_dir()
-    by_layer = sheets.frames_by_layer(read_tsv(run_dir / "frames.tsv"))
+    by_layer = {}
+    for frame in read_index(run_dir):
+        by_layer.setdefault(frame.layer, []).append((frame.filter, frame.path))
     assert list(by_layer) == list(LAYERS)
     for layer, frames in by_layer.items():
         assert [f for f, _ in frames] == [0, 1, 2, 3]

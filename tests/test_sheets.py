@@ -75,11 +75,11 @@ def test_top_filters_are_marked_around_their_tiles(layers):
 
 
 def test_large_layers_stay_readable():
-    grid = sheets.make_grid(512, (224, 224))
+    grid = sheets.make_grid(512, (224, 224), block=32)  # 7x7 maps
     assert (grid.columns, grid.rows) == (23, 23)
-    assert grid.tile == (56, 56)  # 224 / 4: 7x7 maps keep sharp 8-pixel blocks
-    assert grid.size[0] <= 1600
-    assert sheets.text_width("511", 11) < grid.tile[0] - 10
+    assert grid.tile == (28, 28)  # 224 / 8: the 7x7 maps keep sharp 4-pixel blocks
+    assert grid.size[0] <= sheets.SHEET_WIDTH
+    assert sheets.text_width("511", 11) <= grid.tile[0] - 6  # the index fits under its tile
 
 
 def test_grid_shapes():
@@ -148,7 +148,7 @@ def marked_sheet(cmap: str):
     noise = [lut[rng.choice(choices, (6, 8)).repeat(8, 0).repeat(8, 1)] for _ in range(8)]
     arrays = [np.full((48, 64, 3), color, np.uint8) for color in lut] + noise
     tiles = [Image.fromarray(a) for a in arrays]
-    grid = sheets.make_grid(len(tiles), (64, 48))
+    grid = sheets.make_grid(len(tiles), (64, 48), width=1536)
     assert grid.tile == (64, 48)
     scale = sheets.scale_for("filter", "x", [0.0] * len(tiles), [1.0] * len(tiles), lut)
     marks = {i: {"mean", "max"} for i in range(len(tiles))}

@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 from PIL import Image
 
-from . import render
+from . import png, render, sheets
 from .files import put_bytes, read_tsv, write_tsv
 from .normalize import Scales, equalize, to_unit
 
@@ -117,17 +117,18 @@ def damaged(run_dir: str | os.PathLike) -> str | None:
 
 def frame_image(
     unit: np.ndarray, size: tuple[int, int], style: Style, lut: np.ndarray, background, label: str
-) -> tuple[Image.Image, np.ndarray]:
-    """One frame from a unit-scaled map: the image to save, and its color levels at full size
-    (palette indices, or 16-bit gray levels)."""
+) -> tuple[bytes, np.ndarray, np.ndarray | None]:
+    """One frame from a unit-scaled map: its PNG file's bytes, and what its sheet tile is made
+    of: the frame's pixels (color levels, or RGB) and the colors of those levels (None for RGB)."""
     levels = render.levels_at_size(unit, size, style.resample, 65536 if style.save_16bit else 256)
     if style.save_16bit:
-        return render.gray16_image(levels), levels
+        return png.gray16_png(levels), (levels >> 8).astype(np.uint8), sheets.GRAY
     if style.overlay or style.legend:
         legend = label if style.legend else None
         bg = background if style.overlay else None
-        return render.rgb_frame(levels, lut, bg, style.alpha, legend), levels
-    return render.palette_image(levels, lut), levels
+        rgb = np.asarray(render.rgb_frame(levels, lut, bg, style.alpha, legend))
+        return png.rgb_png(rgb), rgb, None
+    return png.palette_png(levels, lut), levels, lut
 
 
 def render_layer(
@@ -140,11 +141,12 @@ def render_layer(
     lut: np.ndarray,
     background: Image.Image | None,
     pool: ThreadPoolExecutor,
-    each: Callable[[int, Image.Image], object] | None = None,
+    each: Callable[[int, np.ndarray, np.ndarray | None], object] | None = None,
 ) -> Iterator[tuple[int, str, int, object]]:
     """Render every filter of one layer into `frames_dir` (the run's frames/ folder, or the
     hidden folder that becomes it); yields (filter, path relative to the run, bytes, each(...))
-    in filter order. `each(f, image)` runs in the worker thread on the frame just made."""
+    in filter order. `each(f, pixels, lut)` runs in the worker thread on the frame just made
+    (as frame_image gives it)."""
     unit = to_unit(maps, scales.low[layer], scales.high[layer])  # C x H x W, whole layer at once
     (frames_dir / layer).mkdir(parents=True, exist_ok=True)
 
@@ -153,9 +155,8 @@ def render_layer(
         curve = scales.curve(layer, f)
         if curve is not None:
             u = equalize(u, curve)
-        image, _ = frame_image(u, size, style, lut, background, f"{layer} #{f}")
-        data = render.png_bytes(image)
+        data, pixels, colors = frame_image(u, size, style, lut, background, f"{layer} #{f}")
         put_bytes(frames_dir / layer / frame_name(f, style), data)
-        return f, frame_path(layer, f, style), len(data), each(f, image) if each else None
+        return f, frame_path(layer, f, style), len(data), each(f, pixels, colors) if each else None
 
     yield from pool.map(one, range(maps.shape[0]))

@@ -81,13 +81,17 @@ def render_run(
     with ThreadPoolExecutor(max(1, threads)) as pool, atomic_dir(out.frames) as frames_dir, \
             atomic_dir(out.sheets) as sheets_dir:  # fmt: skip
         for layer in acts.layers:
-            grid = sheets.make_grid(layer.channels, size)
+            block = size[0] // layer.width if size[0] % layer.width == 0 else None
+            grid = sheets.make_grid(layer.channels, size, block=block)
             rendered = list(frames.render_layer(
                 acts.map(layer.name), layer.name, scales, frames_dir, size, style, lut, background,
-                pool, each=clock(lambda f, image, tile=grid.tile: sheets.tile(image, tile)),
+                pool, each=lambda f, pixels, colors: (pixels, colors),
             ))  # fmt: skip
             for f, path, nbytes, _ in rendered:
                 index.append(Frame(len(index), layer.name, f, path, nbytes))
+            stack = np.stack([pixels for *_, (pixels, _) in rendered])
+            tiles = clock(sheets.tiles_of)(stack, grid.tile, rendered[0][3][1])
+            del stack
             scale = sheets.scale_for(
                 scales.mode, layer.name, scales.low[layer.name].tolist(),
                 scales.high[layer.name].tolist(), sheet_lut, scales.clip,
@@ -96,7 +100,7 @@ def render_run(
             lines = sheets.layer_lines(layer, size, grid, weights, run, scales.mode,
                                        style_text(settings, style))  # fmt: skip
             drawn.append(pool.submit(
-                clock(_sheet), sheets_dir / f"{layer.name}.png", [t for *_, t in rendered],
+                clock(_sheet), sheets_dir / f"{layer.name}.png", tiles,
                 [f for f, *_ in rendered], grid, f"{title} · {layer.name}", lines, scale,
                 marks.get(layer.name, {}), top_k, layer.name,
             ))  # fmt: skip

@@ -23,7 +23,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-SHEET_WIDTH = 1536  # the grid's target width in pixels; 512 filters get tiles of about 56 px
+SHEET_WIDTH = 1024  # the grid's target width in pixels; 512 filters get tiles of about 32 px
 MAX_TILE = 160
 MIN_TILE = 40
 GAP = 8  # between tiles: room for the frame that marks a top filter
@@ -83,10 +83,12 @@ def make_grid(
     width: int = SHEET_WIDTH,
     max_tile: int = MAX_TILE,
     min_tile: int = MIN_TILE,
+    block: int | None = None,
 ) -> Grid:
-    """A grid near-square in pixels. Tiles shrink or grow frames by a whole factor, so that the
-    blocks of nearest-upsampled maps stay sharp (a 224 px frame of a 7x7 map: 56 px tiles of 8 px
-    blocks)."""
+    """A grid near-square in pixels. Tiles shrink or grow frames by a whole factor, and where
+    `block` (frame pixels per map pixel of nearest-upsampled maps) is given, by one that divides
+    it, so that the blocks stay sharp (a 224 px frame of a 7x7 map, block 32: 28 px tiles of
+    4 px blocks)."""
     if count < 1:
         raise ValueError("a contact sheet needs at least one frame")
     fw, fh = frame_size
@@ -95,6 +97,9 @@ def make_grid(
     side = max(fw, fh)
     if side > box:
         k = math.ceil(side / box)
+        # a little smaller still, where a divisor keeps the map's blocks (or the boxes) whole
+        whole = (lambda d: block % d == 0) if block else (lambda d: fw % d == 0 and fh % d == 0)
+        k = next((d for d in range(k, 2 * k + 1) if whole(d)), k)
         size = (math.ceil(fw / k), math.ceil(fh / k))
     else:
         k = max(1, box // side)
@@ -102,34 +107,42 @@ def make_grid(
     return Grid(count, columns, size)
 
 
-def frames_by_layer(rows: Iterable[Mapping]) -> dict[str, list[tuple[int, str]]]:
-    """layer -> [(filter, path)], both in frames.tsv order (the video's order)."""
-    layers: dict[str, list[tuple[int, str]]] = {}
-    for row in rows:
-        layers.setdefault(row["layer"], []).append((int(row["filter"]), row["path"]))
-    return layers
-
-
 def tile(frame: Image.Image, size: tuple[int, int]) -> Image.Image:
     """`frame` as an RGB tile of `size`: a whole-factor reduction (box average) or a
     nearest-neighbour enlargement. A palette frame is reduced in its color levels, then colored."""
-    palette = None
     if frame.mode == "P":
-        palette = frame.getpalette()
-        frame = Image.frombuffer("L", frame.size, frame.tobytes())
-    elif frame.mode.startswith("I;16") or frame.mode == "I":
-        frame = Image.fromarray((np.asarray(frame, dtype=np.uint32) >> 8).astype(np.uint8), "L")
-    elif frame.mode not in ("L", "RGB"):
-        frame = frame.convert("RGB")
-    if size[0] < frame.width or size[1] < frame.height:
-        k = max(math.ceil(frame.width / size[0]), math.ceil(frame.height / size[1]))
-        frame = frame.reduce(k)
-    if frame.size != size:
-        frame = frame.resize(size, Image.Resampling.NEAREST)
-    if palette is not None:
-        frame = Image.frombuffer("P", frame.size, frame.tobytes())
-        frame.putpalette(palette)
-    return frame.convert("RGB")
+        lut = np.asarray(frame.getpalette()[:768], dtype=np.uint8).reshape(-1, 3)
+        return tile_of(np.asarray(frame), size, lut)
+    if frame.mode.startswith("I;16") or frame.mode == "I":
+        return tile_of((np.asarray(frame, dtype=np.uint32) >> 8).astype(np.uint8), size, GRAY)
+    return tile_of(np.asarray(frame.convert("RGB") if frame.mode != "L" else frame), size,
+                   GRAY if frame.mode == "L" else None)  # fmt: skip
+
+
+def tiles_of(frames: np.ndarray, size: tuple[int, int], lut: np.ndarray | None) -> np.ndarray:
+    """The tiles of a stack of frames: color levels (N x H x W, uint8) colored by `lut`, or RGB
+    (N x H x W x 3) with lut None; returns N x h x w x 3 uint8. A frame larger than the tile is
+    reduced by a whole factor (box average, Pillow's), a smaller one enlarged (nearest); levels
+    are reduced before they are colored."""
+    n, height, width = frames.shape[:3]
+    if n == 0:
+        return np.zeros((0, size[1], size[0], 3), np.uint8)
+    k = max(math.ceil(width / size[0]), math.ceil(height / size[1]))
+    shrunk = []
+    for frame in frames:
+        image = Image.fromarray(np.ascontiguousarray(frame))
+        if k > 1:
+            image = image.reduce(k)
+        if image.size != size:
+            image = image.resize(size, Image.Resampling.NEAREST)
+        shrunk.append(np.asarray(image))
+    tiles = np.stack(shrunk)
+    return tiles if lut is None else np.asarray(lut, dtype=np.uint8)[tiles]
+
+
+def tile_of(pixels: np.ndarray, size: tuple[int, int], lut: np.ndarray | None) -> Image.Image:
+    """The tile of one frame given as an array (see tiles_of)."""
+    return Image.fromarray(tiles_of(np.asarray(pixels)[None], size, lut)[0], "RGB")
 
 
 @dataclass
@@ -234,17 +247,24 @@ def draw_grid(
     canvas: Image.Image,
     at: tuple[int, int],
     grid: Grid,
-    tiles: Sequence[Image.Image],
+    tiles: Sequence[Image.Image] | np.ndarray,
     labels: Sequence[str],
     marks: Mapping[int, set[str]] | None = None,
 ) -> None:
-    """Paste `tiles` (row-major) with their labels; marks: tile position -> {"mean", "max"}.
+    """Paste `tiles` (row-major; images, or an N x h x w x 3 array) with their labels; marks: tile position -> {"mean", "max"}.
     "mean": a MEAN_COLOR frame around tile and label; "max": a MAX_COLOR label band. Each mark
     meets the tile (and the frame its label) through a contrast line (see RING_DARK)."""
     w, h = grid.tile
-    for i, image in enumerate(tiles):
-        x, y = grid.origin(i)
-        canvas.paste(image, (at[0] + x, at[1] + y))
+    if isinstance(tiles, np.ndarray):  # N x h x w x 3: the whole grid in one paste
+        area = np.asarray(canvas.crop((*at, at[0] + grid.size[0], at[1] + grid.size[1]))).copy()
+        for i, pixels in enumerate(tiles):
+            x, y = grid.origin(i)
+            area[y : y + h, x : x + w] = pixels
+        canvas.paste(Image.fromarray(area, "RGB"), at)
+    else:
+        for i, image in enumerate(tiles):
+            x, y = grid.origin(i)
+            canvas.paste(image, (at[0] + x, at[1] + y))
     draw = ImageDraw.Draw(canvas)
     marks = marks or {}
     for i, label in enumerate(labels):
@@ -435,7 +455,9 @@ def draw_marks_legend(draw: ImageDraw.ImageDraw, at: tuple[int, int], k: int, co
 
 
 def sheet_png(image: Image.Image) -> bytes:
-    """PNG without ancillary chunks; zlib's RLE strategy: as small as the default here, faster."""
+    """PNG without ancillary chunks; zlib's RLE strategy: as small as the default here, faster.
+    (Pillow's adaptive row filters make these pictures smaller and faster to deflate than
+    unfiltered rows.)"""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
     return buffer.getvalue()
