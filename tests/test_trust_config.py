@@ -156,6 +156,7 @@ BAD = {
     # report
     "top_k-zero": ("top_k", {"top_k": 0}),
     "top_k-text": ("top_k", {"top_k": "many"}),
+    "top_images-zero": ("top_images", {"top_images": 0}),
     "compare-missing-side": ("compare.x", {"compare": {"x": {"a": {"model": "resnet18", "image": "chelsea"}}}}),
     "compare-escaping-name": ("compare", {"compare": {"../x": {}}}),
 }
