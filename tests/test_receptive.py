@@ -3,6 +3,8 @@ against a brute-force gradient (one per unit, on an independently linearized cop
 where padding, dilation, pooling, strided shortcuts and concatenations combine."""
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -11,6 +13,7 @@ import torchvision
 from torch import nn
 
 from filterlens import models, receptive
+from filterlens.checkout import REPO
 from filterlens.receptive import Field, FieldError
 
 
@@ -332,3 +335,12 @@ def test_table_round_trip(tmp_path, resnet18):
     header, *rows = path.read_text().splitlines()
     assert header.split("\t") == list(receptive.COLUMNS)
     assert rows[2].split("\t")[-1] == "1"  # avgpool: whole
+
+
+def test_the_set_step_reads_fields_without_torch():
+    """Only measuring needs torch: the set step's modules start without it."""
+    code = ("import sys; from filterlens import receptive, peaks, topimages, examples, filtermap; "
+            "print('torch' in sys.modules)")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO / "workflow/scripts", check=True)  # fmt: skip
+    assert result.stdout.strip() == "False"

@@ -111,7 +111,7 @@ def test_table_round_trip_and_grouping(image_set, tmp_path):
 def test_an_image_with_other_layers_is_refused(tmp_path):
     odd = {"l": np.zeros((2, 3, 3), np.float32), "g": np.zeros((1, 1, 1), np.float32)}
     folders = {"a": activations(tmp_path, "a", MAPS["a"]), "odd": activations(tmp_path, "odd", odd)}
-    with pytest.raises(topimages.SetError, match="image odd does not fit the set: its layer l is 2 x 3 x 3"):
+    with pytest.raises(topimages.SetError, match="odd does not fit the set: its layer l is 2 x 3"):
         topimages.load_set(folders)
 
 

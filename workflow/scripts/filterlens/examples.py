@@ -104,7 +104,8 @@ class Layout:
 
     @property
     def columns(self) -> int:
-        return max(1, min(self.filters, (PAGE_WIDTH - 2 * sheets.MARGIN) // (self.block[0] + 3 * GAP)))
+        fit = (PAGE_WIDTH - 2 * sheets.MARGIN) // (self.block[0] + 3 * GAP)
+        return max(1, min(self.filters, fit))
 
     @property
     def rows(self) -> int:
@@ -182,10 +183,11 @@ def _draw_block(page: Page, i: int, ranked, field: Field, inputs) -> None:
     for j, e in enumerate(ranked[: layout.k]):
         tx, ty = page.tile_origin(i, j)
         crop = field_crop(inputs[e.image], field, e.y, e.x, layout.tile)
-        canvas.paste(crop, (tx + (layout.tile - crop.width) // 2, ty + (layout.tile - crop.height) // 2))
+        pad = layout.tile - crop.width, layout.tile - crop.height
+        canvas.paste(crop, (tx + pad[0] // 2, ty + pad[1] // 2))
         text = sheets.text_mask(f"{e.rank}: {sheets.format_value(e.value)}", 11)
-        canvas.paste(sheets.MUTED, (tx + max(0, (layout.tile - text.width) // 2), ty + layout.tile + 1),
-                     text)  # fmt: skip
+        canvas.paste(sheets.MUTED, (tx + max(0, (layout.tile - text.width) // 2),
+                                    ty + layout.tile + 1), text)  # fmt: skip
 
 
 def _scale_note(field: Field, tile: int) -> str:

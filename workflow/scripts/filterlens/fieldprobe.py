@@ -229,7 +229,7 @@ def _carries_tensor(out) -> bool:
 
 def _any_mixed(args, kwargs) -> bool:
     values = list(args) + list(kwargs.values())
-    flat = [v for value in values for v in (value if isinstance(value, (tuple, list)) else (value,))]
+    flat = [v for value in values for v in (value if isinstance(value, (tuple, list)) else [value])]
     return any(_mixed(v) for v in flat)
 
 
@@ -290,8 +290,10 @@ def supports(model, size, batch, layers, pick, pools=None, merge_cat=True):
             handle.remove()
     missing = [layer for layer in layers if layer not in outputs]
     if missing:
-        raise FieldError(f"no feature map (N x C x H x W) named {', '.join(missing)} in the "
-                         "model's forward pass (layer names are call ids, as in layers.tsv)")  # fmt: skip
+        raise FieldError(
+            f"no feature map (N x C x H x W) named {', '.join(missing)} in the model's forward "
+            "pass (layer names are call ids, as in layers.tsv)"
+        )
     found = {}
     for layer in layers:
         (h, w), one = outputs[layer]

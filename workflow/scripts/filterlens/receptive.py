@@ -5,17 +5,20 @@ activations and normalizations act as identities, max-pooling as a window sum an
 is positive, so that no path switches off or cancels another and the support is the union over
 all paths (strided shortcuts, concatenations). A per-channel gate computed from the whole image
 (squeeze-excitation) scales a unit without moving where it looks, so its gradient is left out.
-Only the bounding box of the support is kept: with holes (a large dilation) the box covers them.
+A layer's field is the union over its channels.
 
-Cheap, because only where matters, not how much: a convolution becomes a window sum over the mean
-of its input channels (every output channel carries the union over input channels, exact for the
-field of a layer, which is the union over its channels), and each layer is probed at a few units.
-The units of a layer lie on a grid, unit (y, x) seeing rows `offset + stride * y` onwards, `size`
-rows, clipped to the image; where the image is too small to show a field whole, taller and wider
-inputs measure it. The grid is then checked at the model's input size at its first, middle and
-last units. Layer names are call ids, as `models.capture` names them.
+The units of a layer lie on a grid: unit (y, x) sees `size` rows from row `offset + stride * y`
+(and so for columns), clipped to the part of the image the layer sees at all (`seen`: all of it,
+unless a stride leaves the last rows unread). This is the bounding box of the support; only a
+dilated kernel whose taps are further apart than its input's field can see less at a border
+(the box then still spans the hole). Deep layers' fields are larger than the image: most or all
+of their units see all of it.
 
-Everything but `measure_fields` is pure Python: a set step reads the table without torch.
+Measured cheaply (`fieldprobe`, with torch): channels are collapsed to one, each layer is probed
+at a few units, inputs taller and wider than the image measure fields the image is too small to
+show whole, and the grid is checked at the real input size at its first, middle and last units.
+Layer names are call ids, as `models.capture` names them. This module is pure Python: a set step
+reads the table without torch.
 """
 
 from __future__ import annotations
@@ -117,8 +120,10 @@ def read_table(path) -> dict[str, Field]:
 
 
 def measure_fields(model, image_size: Sequence[int], layers: Sequence[str]) -> list[Field]:
-    """The receptive field of every layer in `layers` (call ids) of `model` (a torchvision
-    classification model, in eval mode) for inputs of `image_size` (height, width)."""
+    """The receptive field of every layer in `layers` (call ids, as in layers.tsv) of `model` (a
+    torchvision classification model on the CPU; it is put in eval mode) for inputs of
+    `image_size` (height, width). Raises FieldError for a name that is not a feature map, and for
+    a layer after adaptive pooling with uneven windows (no grid describes its units)."""
     from . import fieldprobe  # noqa: PLC0415 - torch is imported only here
 
     height, width = (int(v) for v in image_size)

@@ -67,8 +67,10 @@ def load_set(folders: Mapping[str, str | Path]) -> ImageSet:
         for row in rows:
             got = len(table.get(row["layer"], ()))
             if got != int(row["channels"]):
-                raise SetError(f"{folder / peaks_table.FILENAME} holds {got} filters of layer "
-                               f"{row['layer']}, layers.tsv {row['channels']}; extract {image} again")  # fmt: skip
+                raise SetError(
+                    f"{folder / peaks_table.FILENAME} holds {got} filters of layer "
+                    f"{row['layer']}, layers.tsv {row['channels']}; extract {image} again"
+                )
         summaries[image] = table
     return ImageSet(list(folders), layers, summaries, {i: Path(f) for i, f in folders.items()})
 
