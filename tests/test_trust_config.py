@@ -191,6 +191,7 @@ BAD = {
     "top_k-text": ("top_k", {"top_k": "many"}),
     "explorer_max_images-zero": ("explorer_max_images", {"explorer_max_images": 0}),
     "explorer_max_images-float": ("explorer_max_images", {"explorer_max_images": 2.5}),
+    "top_images-zero": ("top_images", {"top_images": 0}),
     "compare-missing-side": ("compare.x", {"compare": {"x": {"a": {"model": "resnet18", "image": "chelsea"}}}}),
     "compare-escaping-name": ("compare", {"compare": {"../x": {}}}),
     "compare-name-case": (

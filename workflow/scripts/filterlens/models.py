@@ -394,9 +394,7 @@ def capture(
 
     def hook(module_name: str):
         def record(module, _inputs, output):
-            count = calls.get(module_name, 0)
-            calls[module_name] = count + 1
-            call_id = module_name if count == 0 else f"{module_name}_{count}"
+            call_id = next_call_id(calls, module_name)
             is_map = isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[0] == 1
             kind = type(module).__name__
             seen.append((call_id, module_name, kind, is_map))
@@ -472,6 +470,14 @@ def _check_finite(name: str, kept: list[LayerMap], logits: torch.Tensor) -> None
     bad = _non_finite(logits)
     if bad:
         raise NonFiniteError(f"{name}: the model's output (logits) holds {bad} values: {fix}")
+
+
+def next_call_id(calls: dict[str, int], module_name: str) -> str:
+    """The call id of this call of `module_name`, counting calls in `calls`: the module name for
+    the first call, then `_1`, `_2`, ... (as torchvision's FX feature extraction names them)."""
+    count = calls.get(module_name, 0)
+    calls[module_name] = count + 1
+    return module_name if count == 0 else f"{module_name}_{count}"
 
 
 def _selector(patterns: list[str] | None):

@@ -454,10 +454,13 @@ def draw_marks_legend(draw: ImageDraw.ImageDraw, at: tuple[int, int], k: int, co
               fill=INK, anchor="lm")  # fmt: skip
 
 
-def sheet_png(image: Image.Image) -> bytes:
-    """PNG without ancillary chunks; zlib's RLE strategy: as small as the default here, faster.
-    (Pillow's adaptive row filters make these pictures smaller and faster to deflate than
-    unfiltered rows.)"""
+def sheet_png(image: Image.Image, photographic: bool = False) -> bytes:
+    """PNG without ancillary chunks, at zlib level 1. Colormapped tiles: zlib's RLE strategy,
+    as small as the default there and faster; photographs (crops of inputs): the default
+    strategy, half the size of RLE there (and within 10% of level 6, at half its time)."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
+    if photographic:
+        image.save(buffer, format="PNG", compress_level=1)
+    else:
+        image.save(buffer, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
     return buffer.getvalue()
