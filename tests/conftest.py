@@ -75,6 +75,23 @@ def parse_job_counts(text: str) -> dict[str, int]:
     return counts
 
 
+def write_activations(folder: Path, maps, size=(4, 4)) -> Path:
+    """An activations folder of `maps` (layer -> C x H x W array) as extraction writes it, with a
+    gray input.png of `size` (width, height); for tests of the steps that read one."""
+    import numpy as np
+    from PIL import Image
+
+    from filterlens import activations
+
+    layers = []
+    for name, a in maps.items():
+        a = np.asarray(a, dtype=np.float32)
+        layers.append((activations.Layer(name, name, "Conv2d", *a.shape, a.shape[0]), a))
+    info = {"weights": {"kind": "random", "seed": 0}, "img_size": list(size)}
+    activations.write(folder, layers, [(1, 0, "class 0", 1.0)], Image.new("RGB", size, 128), info)
+    return folder
+
+
 @pytest.fixture
 def workflow_copy(tmp_path) -> Workflow:
     return Workflow(copy_workflow(tmp_path / "wf"))

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from filterlens import filtermap, peaks, topimages
-from filterlens.files import write_tsv
+from conftest import write_activations
+from filterlens import filtermap, topimages
 from filterlens.render import quantize
 
 LUT = np.stack([np.arange(256), 255 - np.arange(256), np.full(256, 40)], axis=1).astype(np.uint8)
@@ -15,14 +15,8 @@ def image_set(tmp_path):
     rng = np.random.default_rng(5)
     folders = {}
     for image in ("kitten", "layer", "a b"):  # names that would break a column per image
-        folder = tmp_path / image / "activations"
-        folder.mkdir(parents=True)
-        maps = [("c1", rng.standard_normal((3, 4, 4)).astype(np.float32)),
-                ("c2", rng.standard_normal((2, 2, 2)).astype(np.float32))]  # fmt: skip
-        write_tsv(folder / "layers.tsv", ("layer", "module", "type", "channels", "height", "width"),
-                  [(n, n, "Conv2d", *a.shape) for n, a in maps])  # fmt: skip
-        peaks.write_table(folder / peaks.FILENAME, maps)
-        folders[image] = folder
+        maps = {"c1": rng.standard_normal((3, 4, 4)), "c2": rng.standard_normal((2, 2, 2))}
+        folders[image] = write_activations(tmp_path / image / "activations", maps)
     return topimages.load_set(folders)
 
 

@@ -339,7 +339,7 @@ def test_table_round_trip(tmp_path, resnet18):
 
 def test_the_set_step_reads_fields_without_torch():
     """Only measuring needs torch: the set step's modules start without it."""
-    code = ("import sys; from filterlens import receptive, peaks, topimages, examples, filtermap; "
+    code = ("import sys; from filterlens import receptive, topimages, examples, filtermap; "
             "print('torch' in sys.modules)")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=REPO / "workflow/scripts", check=True)  # fmt: skip

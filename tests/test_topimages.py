@@ -4,8 +4,8 @@ ties by image name, k larger than the set, and the receptive-field box of each m
 import numpy as np
 import pytest
 
-from filterlens import peaks, topimages
-from filterlens.files import write_tsv
+from conftest import write_activations
+from filterlens import topimages
 from filterlens.receptive import Field
 
 # layer l: 2 filters of 2 x 2 maps from a 4 x 4 input; layer g: 1 filter, one unit (global)
@@ -22,13 +22,7 @@ FIELDS = {
 
 
 def activations(root, image, maps):
-    folder = root / image / "activations"
-    folder.mkdir(parents=True)
-    arrays = [(layer, np.array(m, np.float32)) for layer, m in maps.items()]
-    write_tsv(folder / "layers.tsv", ("layer", "module", "type", "channels", "height", "width"),
-              [(layer, layer, "Conv2d", *a.shape) for layer, a in arrays])  # fmt: skip
-    peaks.write_table(folder / peaks.FILENAME, arrays)
-    return folder
+    return write_activations(root / image / "activations", maps)
 
 
 @pytest.fixture

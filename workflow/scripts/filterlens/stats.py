@@ -41,6 +41,33 @@ class FilterStats:
                 self.max_x)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Peaks:
+    """Per filter of one layer on one image, as arrays of length C: what a set is ranked by."""
+
+    mean: np.ndarray  # float64
+    max: np.ndarray  # float64 (the float32 maxima, exactly)
+    y: np.ndarray  # int64: row of the first maximum
+    x: np.ndarray  # int64: column of the first maximum
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+
+def peaks(rows: Iterable[FilterStats]) -> dict[str, Peaks]:
+    """layer -> Peaks, in the rows' (network) order."""
+    layers: dict[str, list[FilterStats]] = {}
+    for row in rows:
+        layers.setdefault(row.layer, []).append(row)
+    return {
+        layer: Peaks(np.array([r.mean for r in group], np.float64),
+                     np.array([r.max for r in group], np.float64),
+                     np.array([r.max_y for r in group], np.int64),
+                     np.array([r.max_x for r in group], np.int64))
+        for layer, group in layers.items()
+    }  # fmt: skip
+
+
 def filter_stats(layer: str, a: np.ndarray) -> list[FilterStats]:
     """One row per filter of `a` (C x H x W), accumulated in float64."""
     c, h, w = a.shape

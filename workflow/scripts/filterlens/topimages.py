@@ -2,7 +2,8 @@
 mean and by max activation (top_images.tsv), each with where its maximum lies and the input box
 the unit there can see.
 
-Read from each image's peaks.tsv (see `peaks`), never from the maps. Ranks are per filter,
+Read from each image's per-filter statistics (filterlens.stats, written by extraction), never
+from the maps. Ranks are per filter,
 largest first; ties go to the image whose name sorts first and NaN ranks last (`topk`), so the
 table is the same on every machine. Every image of a set must have gone through the same layers
 with the same map shapes: one model at one img_size.
@@ -16,8 +17,9 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from . import peaks as peaks_table
+from .activations import Activations
 from .files import read_tsv, write_tsv
+from .stats import Peaks, peaks
 from .receptive import Field
 from .topk import top_indices
 
@@ -39,7 +41,7 @@ class ImageSet:
 
     images: list[str]  # in the order given
     layers: list[dict[str, str]]  # layers.tsv rows (network order), equal for every image
-    peaks: dict[str, dict[str, peaks_table.Peaks]]  # image -> layer -> Peaks
+    peaks: dict[str, dict[str, Peaks]]  # image -> layer -> Peaks
     folders: dict[str, Path]  # image -> its activations folder
 
     def values(self, layer: str, by: str) -> np.ndarray:
@@ -56,20 +58,20 @@ def load_set(folders: Mapping[str, str | Path]) -> ImageSet:
         raise SetError("an image set needs at least one image")
     layers, summaries, first = None, {}, None
     for image, folder in folders.items():
-        folder = Path(folder)
-        rows = [{k: row[k] for k in ("layer", "channels", "height", "width")}
-                for row in read_tsv(folder / "layers.tsv")]  # fmt: skip
+        acts = Activations(folder)
+        rows = [{"layer": m.name, "channels": str(m.channels), "height": str(m.height),
+                 "width": str(m.width)} for m in acts.layers]  # fmt: skip
         if layers is None:
             layers, first = rows, image
         elif rows != layers:
             raise SetError(_differs(image, rows, first, layers))
-        table = peaks_table.read_table(folder / peaks_table.FILENAME)
+        table = peaks(acts.filter_stats())
         for row in rows:
             got = len(table.get(row["layer"], ()))
             if got != int(row["channels"]):
                 raise SetError(
-                    f"{folder / peaks_table.FILENAME} holds {got} filters of layer "
-                    f"{row['layer']}, layers.tsv {row['channels']}; extract {image} again"
+                    f"{acts.folder} holds statistics of {got} filters of layer {row['layer']}, "
+                    f"layers.tsv {row['channels']}; extract {image} again"
                 )
         summaries[image] = table
     return ImageSet(list(folders), layers, summaries, {i: Path(f) for i, f in folders.items()})
