@@ -18,6 +18,7 @@ include: "workflow/rules/normalize.smk"
 include: "workflow/rules/render.smk"
 include: "workflow/rules/finish.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/sets.smk"
 
 
 # Downloads, and steps too small to be worth a cluster submission, run where Snakemake runs.

@@ -15,6 +15,8 @@ not depend on the weights):
           (batch_size images) at 600x600
   slurm   Slurm submissions for 100 images and one run, from the DAG and the Slurm profile's
           grouping
+  sets    ResNet18 at 224x224 on 32 images: what the image set's steps (receptive fields, top
+          images, pictures, explorer) add to the rest of the workflow, in job-seconds
 
     python tools/benchmark.py [--only set,single,plan,memory,slurm] [--cores 2] [--skip-naive]
                               [--source DIR]     # time another checkout's workflow (before/after)
@@ -311,10 +313,30 @@ def figure_slurm(args, scratch: Path) -> None:
 
 
 LOCAL_RULES = ("all", "fetch_weights", "make_palette")
+SET_RULES = ("measure_fields", "rank_set", "draw_set", "write_explorer")
+
+
+def figure_sets(args, scratch: Path) -> None:
+    print("== 6. image set products: ResNet18, 224x224, 32 images")
+    images = make_images(scratch / "sets-images", 32)
+    wf = Workflow(scratch / "sets", args.source, args.cores, images={"set": str(images[0].parent)},
+                  img_size=224)  # fmt: skip
+    seconds = wf.run()
+    stages = wf.stages()
+    sets = sum(v[1] for k, v in stages.items() if k in SET_RULES)
+    rest = sum(v[1] for k, v in stages.items() if k not in SET_RULES)
+    print(f"whole run {seconds:.1f} s; job-seconds: set steps {sets:.1f}, the rest {rest:.1f}: "
+          f"+{100 * sets / rest:.0f}% (target: at most 25%)")
+    for rule in SET_RULES:
+        jobs, job_s, rss = stages.get(rule, (0, 0.0, 0.0))
+        print(f"  {rule:16s} {job_s:8.2f} s  peak {rss:6.0f} MB")
+    explorer = wf.root / "results/resnet18/_sets/all/explorer"
+    size = sum(f.stat().st_size for f in explorer.rglob("*") if f.is_file())
+    print(f"  explorer: {size / 1e6:.0f} MB on disk")
 
 
 FIGURES = {"set": figure_set, "single": figure_single, "plan": figure_plan,
-           "memory": figure_memory, "slurm": figure_slurm}  # fmt: skip
+           "memory": figure_memory, "slurm": figure_slurm, "sets": figure_sets}  # fmt: skip
 
 
 def main() -> None:

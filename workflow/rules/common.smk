@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from filterlens import activations, batches, images, paths
+from filterlens import activations, batches, images, imagesets, paths
 from filterlens import config as cfg
 from filterlens.codedigest import code_digest
 from filterlens.describe import weights_record, weights_text
@@ -30,6 +30,7 @@ cfg.check(config)
 IMAGES = cfg.expand_images(config["images"])
 RUNS = cfg.resolve_runs(config)
 COMPARE = cfg.resolve_compare(config, IMAGES)
+SETS = cfg.resolve_sets(config, IMAGES)
 WEIGHTS_NOTE = weights_text(weights_record(config))
 VIDEO_CAPTION = workflow.current_basedir.join("../report/video.rst")
 
@@ -186,17 +187,21 @@ def all_outputs():
         "activation_stats.txt",
         "MANIFEST.sha256",
     )
-    return [
-        path
-        for model in config["models"]
-        for image in IMAGES
-        for path in [PAGE_DIR.format(model=model, image=image)]
-        + [
-            f"{paths.run_dir(model, image, run)}/{name}"
-            for run in RUNS
-            for name in names
+    return (
+        [
+            path
+            for model in config["models"]
+            for image in IMAGES
+            for path in [PAGE_DIR.format(model=model, image=image)]
+            + [
+                f"{paths.run_dir(model, image, run)}/{name}"
+                for run in RUNS
+                for name in names
+            ]
         ]
-    ] + [f"results/compare/{name}" for name in COMPARE]
+        + [f"results/compare/{name}" for name in COMPARE]
+        + set_outputs()
+    )
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -265,8 +270,18 @@ def config_for_provenance(wildcards):
     """The resolved configuration as it applies to this model and image: adding an image, a
     model or a run leaves the other images' provenance, and so their jobs, as they are.
     """
-    # runs: in run_settings; top_k, compare: report only; batch_size: changes no output
-    skip = ("runs", "images", "models", "top_k", "compare", "batch_size")
+    # runs: in run_settings; top_k, compare, sets: report only; batch_size: changes no output
+    skip = (
+        "runs",
+        "images",
+        "models",
+        "top_k",
+        "compare",
+        "batch_size",
+        "image_sets",
+        "top_images",
+        "explorer_max_images",
+    )
     own = {"model": wildcards.model, "image": IMAGES[wildcards.image]}
     return {key: value for key, value in config.items() if key not in skip} | own
 
@@ -286,3 +301,45 @@ def compare_folder(side):
 
 def compare_pair(wildcards):
     return COMPARE[wildcards.name]
+
+
+# --- image sets ----------------------------------------------------------------------------
+
+
+def set_outputs():
+    """What each image set of each model ends in: its manifest (after the pictures) and explorer."""
+    return [
+        f"{imagesets.SET_DIR.format(model=model, set=name)}/{part}"
+        for model in config["models"]
+        for name in SETS
+        for part in ("MANIFEST.sha256", "explorer")
+    ]
+
+
+def set_members(wildcards):
+    return SETS[wildcards.set]
+
+
+def set_activations(wildcards):
+    """The activations folders of the set's images, in set order."""
+    return [paths.activations(wildcards.model, image) for image in SETS[wildcards.set]]
+
+
+def field_settings(wildcards):
+    """What the receptive fields depend on: the architecture, the layers and img_size."""
+    keys = ("model", "seed", "layers", "img_size")
+    return {key: extraction_settings(wildcards.model)[key] for key in keys}
+
+
+def base_settings():
+    """The rendering keys at the top level of the configuration (the sets' pictures use them)."""
+    return {key: config[key] for key in cfg.RUN_KEYS}
+
+
+def set_config(wildcards):
+    """The configuration a set's provenance records: what decides its outputs."""
+    keys = ("weights", "seed", "layers", "img_size", "max_filters_per_layer", "construction",
+            "preprocess", "top_images", "cmap")  # fmt: skip
+    return {key: config[key] for key in keys} | {
+        "images": {i: IMAGES[i] for i in SETS[wildcards.set]}
+    }

@@ -442,6 +442,29 @@ def expand_images(images: dict[str, str], basedir: str | os.PathLike = ".") -> d
     return {name.value: file for name, file in found}
 
 
+def resolve_sets(config: dict, images: dict[str, str], basedir: str | os.PathLike = ".") -> dict[str, list[str]]:
+    """`image_sets` as set name -> image names (in the order given, each once). A member is an
+    image name, or a key of `images` (a file, folder or glob: all its images). Without the key,
+    one set `all` holds every image."""
+    sets = config.get("image_sets") or {"all": list(images)}
+    by_key = {key: [name.value for name, _ in _image_files({key: spec}, Path(basedir))]
+              for key, spec in config["images"].items()}  # fmt: skip
+    resolved = {}
+    for set_name, members in sets.items():
+        names: list[str] = []
+        for member in members:
+            found = [member] if member in images else by_key.get(member)
+            if found is None:
+                raise ConfigError(
+                    f"config key 'image_sets.{set_name}': {member!r} is neither an image name nor "
+                    f"a key of images. Allowed: {', '.join(sorted(set(images) | set(by_key)))}"
+                )
+            names += [name for name in found if name not in names]
+        resolved[set_name] = names
+    check_names("set", [Name(s, f"image_sets.{s}") for s in resolved], basedir)
+    return resolved
+
+
 def _image_files(images: dict[str, str], basedir: Path) -> list[tuple[Name, str]]:
     """(name, file) for each image, with the config key the name comes from."""
     expanded: list[tuple[Name, str]] = []

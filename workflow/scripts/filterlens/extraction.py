@@ -105,3 +105,17 @@ def load_weights(settings: Mapping, weights_input: str | None, max_bytes: int):
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def receptive_fields(settings: Mapping) -> list:
+    """The receptive field of every selected layer of the model at img_size (filterlens.receptive):
+    the layers are those a capture of a blank image selects, so no image is needed."""
+    from . import receptive  # noqa: PLC0415
+
+    torch.set_num_threads(1)  # the probe's small passes run faster on one thread
+    net = models.build(settings["model"], None, seed=settings["seed"])
+    width, height = settings["img_size"]
+    blank = torch.zeros(1, 3, height, width)
+    layers = [m.name for m in models.capture(net.module, blank, settings["layers"], 1,
+                                             name=settings["model"]).maps]  # fmt: skip
+    return receptive.measure_fields(net.module, (height, width), layers)
