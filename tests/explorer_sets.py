@@ -70,7 +70,7 @@ def make_set(root: Path, count: int, layers=RESNET18, size=(224, 224), seed=0) -
         for layer, shape, _ in layers:
             scale = np.exp(rng.normal(0, 0.7, size=shape[0])).astype(np.float32)
             np.save(folder / f"{layer}.npy", smooth_maps(rng, shape, scale))
-            rows.append((layer, layer, "Conv2d", *shape))
+            rows.append((layer, layer, "Conv2d", *shape, shape[0]))
         write_tsv(folder / "layers.tsv", LAYER_COLUMNS, rows)
         photo_variant(i, size).save(folder / "input.png", compress_level=6)
         folders[name] = folder

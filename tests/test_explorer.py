@@ -144,7 +144,7 @@ def test_first_view_bytes_are_the_files_the_first_filter_needs(small):
 
 # --- refusals ------------------------------------------------------------------------------------
 def _other_layer_shape(folders):
-    write_tsv(folders["img001"] / "layers.tsv", LAYER_COLUMNS, [("a", "a", "Conv2d", 3, 8, 5)])
+    write_tsv(folders["img001"] / "layers.tsv", LAYER_COLUMNS, [("a", "a", "Conv2d", 3, 8, 5, 3)])
 
 
 def _float64_map(folders):
