@@ -50,9 +50,13 @@ def test_report_builds_and_holds_every_result(built):
     wf, report_dir = built
     results = report_results(report_dir)
     names = sorted(r["name"] for r in results.values())
+    sheets_, examples, filter_maps = (["conv1.png", "layer1.0.conv1.png"],) * 3
     assert names == sorted([
-        "activations.avi", "chelsea.html", "conv1.png", "layer1.0.conv1.png", "top_filters.tsv",
+        "activations.avi", "chelsea.html", "top_filters.tsv", "explorer.html",
+        *sheets_, *examples, *filter_maps,
     ])  # fmt: skip
+    sets = {r["name"] for r in results.values() if "set all" in r["caption"]}
+    assert sets == {"conv1.png", "layer1.0.conv1.png", "explorer.html"}
     for result in results.values():
         assert (report_dir / result["data_uri"]).is_file(), result["data_uri"]
         if result["mime_type"].startswith("image/"):
@@ -199,7 +203,7 @@ def test_report_opens_from_disk_in_headless_chromium(built, tmp_path):
         assert browser.problems() == []
         assert browser.evaluate("typeof app") == "object", "the report's app did not start"
         categories = browser.evaluate("categories")
-        assert set(categories) == {CATEGORY}
+        assert set(categories) == {CATEGORY, "Image set all"}
         assert set(categories[CATEGORY]) == {
             "1. Overview", "2. Contact sheets, run default", "3. Top filters",
             "4. Videos",
@@ -216,7 +220,12 @@ def test_report_opens_from_disk_in_headless_chromium(built, tmp_path):
         assert browser.problems() == []
 
         pages = [r for r in results.values() if r["mime_type"] == "text/html"]
-        assert len(pages) == 1
+        assert sorted(r["name"] for r in pages) == ["chelsea.html", "explorer.html"]
+        explorer = next(r for r in pages if r["name"] == "explorer.html")
+        browser.open((report_dir / explorer["data_uri"]).as_uri())
+        assert browser.evaluate("document.title").startswith("all"), "the explorer did not open"
+        assert browser.problems() == []
+        pages = [r for r in pages if r is not explorer]
         for page in pages:  # opened the way the report's frame opens it: a file next to the report
             browser.open((report_dir / page["data_uri"]).as_uri())
             images = browser.images()

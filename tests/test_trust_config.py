@@ -28,13 +28,14 @@ TINY = yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text())
 
 def start_up(basedir: Path = REPO, **values) -> dict:
     """What common.smk does with the configuration: bound it, validate, check, expand the
-    images, resolve the comparisons."""
+    images, resolve the comparisons and the image sets."""
     config = {**TINY, **values}
     cfg.check_expansion(config)
     config = cfg.validate(config, SCHEMA)
     cfg.check(config, basedir)
     images = cfg.expand_images(config["images"], basedir)
     cfg.resolve_compare(config, images, basedir)
+    cfg.resolve_sets(config, images, basedir)
     return config
 
 
@@ -105,6 +106,9 @@ BAD = {
     "images-name-case": ("images.cat", {"images": {"cat": CHELSEA, "Cat": CHELSEA}}),
     "max_image_pixels-zero": ("max_image_pixels", {"max_image_pixels": 0}),
     "batch_size-zero": ("batch_size", {"batch_size": 0}),
+    "image_sets-unknown-image": ("image_sets.cats", {"image_sets": {"cats": ["dog"]}}),
+    "image_sets-empty": ("image_sets.cats", {"image_sets": {"cats": []}}),
+    "image_sets-bad-name": ("image_sets", {"image_sets": {"_x": ["chelsea"]}}),
     # layers and filters
     "layers-empty-list": ("layers", {"layers": []}),
     "layers-number": ("layers", {"layers": 5}),

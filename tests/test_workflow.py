@@ -151,6 +151,8 @@ def test_predictions_are_written_and_labelled(done):
 
 EXTRACT = "extract_activations_resnet18_1_of_1"  # the tiny config's one batch
 PER_IMAGE = {"finish_image", "write_page", "all"}
+PICTURES = {"draw_set", "write_explorer"}  # the image set's steps that draw with the base cmap
+SET = {"rank_set"} | PICTURES
 
 
 def test_only_what_changed_reruns(workflow_copy):
@@ -160,7 +162,9 @@ def test_only_what_changed_reruns(workflow_copy):
     assert wf.dry_run_jobs(*tiny) == {}, "no change: nothing at all"
 
     jobs = wf.dry_run_jobs(*tiny, "--config", "cmap=magma")
-    assert set(jobs) == {"make_palette", "render_frames"} | PER_IMAGE, "cmap: no extraction or normalization"
+    assert set(jobs) == {"make_palette", "render_frames"} | PER_IMAGE | PICTURES, (
+        "cmap: no extraction, normalization or set tables"
+    )
     assert set(wf.dry_run_jobs(*tiny, "--config", "fps=7")) == PER_IMAGE, "fps: video and page"
     assert set(wf.dry_run_jobs(*tiny, "--config", "top_k=2")) == {"render_frames"} | PER_IMAGE
     jobs = wf.dry_run_jobs(*tiny, "--config", "normalization_mode=global")
@@ -168,13 +172,14 @@ def test_only_what_changed_reruns(workflow_copy):
     jobs = wf.dry_run_jobs(*tiny, "--config", "use_hist_eq=true")
     assert set(jobs) == {"equalize_maps", "render_frames"} | PER_IMAGE
     assert wf.dry_run_jobs(*tiny, "--config", "batch_size=1") == {}, "batching changes no output"
+    assert set(wf.dry_run_jobs(*tiny, "--config", "top_images=2")) == SET | {"all"}
     jobs = wf.dry_run_jobs(*tiny, "--config", "layers=[conv1]")
-    assert set(jobs) == {EXTRACT, "normalize_maps", "render_frames"} | PER_IMAGE
+    assert set(jobs) == {EXTRACT, "normalize_maps", "render_frames", "measure_fields"} | PER_IMAGE | SET
 
     # editing a shared package module re-runs the steps whose scripts import it, only those
     render = wf.root / "workflow/scripts/filterlens/render.py"
     render.write_text(render.read_text() + "\n# an edit\n")
-    assert set(wf.dry_run_jobs(*tiny)) == {"make_palette", "render_frames"} | PER_IMAGE
+    assert set(wf.dry_run_jobs(*tiny)) == {"make_palette", "render_frames"} | PER_IMAGE | SET
 
 
 def test_a_new_image_is_extracted_alone_and_nothing_else_reruns(workflow_copy):
@@ -187,10 +192,13 @@ def test_a_new_image_is_extracted_alone_and_nothing_else_reruns(workflow_copy):
         images={"chelsea": "resources/images/chelsea.png", "coffee": "resources/images/coffee.png"},
     )
     jobs = [job for job in wf.dry_run_wildcards("--configfile", str(two)) if job[0] != "all"]
-    assert {rule for rule, _ in jobs} == {EXTRACT, "normalize_maps", "render_frames"} | PER_IMAGE - {"all"}
-    assert all("image=coffee" in wildcards for rule, wildcards in jobs if rule != EXTRACT), jobs
+    assert {rule for rule, _ in jobs} == {EXTRACT, "normalize_maps", "render_frames"} | (
+        PER_IMAGE - {"all"}) | SET  # the set `all` gained an image
+    per_image = [(rule, wildcards) for rule, wildcards in jobs if rule not in {EXTRACT} | SET]
+    assert all("image=coffee" in wildcards for _, wildcards in per_image), jobs
     out = wf.snakemake("-n", "--configfile", str(two)).stdout
-    assert "results/resnet18/coffee/activations" in out and "resnet18/chelsea/activations" not in out
+    extraction = out.split(f"rule {EXTRACT}:")[1].split("output:")[1].splitlines()[0]
+    assert "resnet18/coffee/activations" in extraction and "chelsea" not in extraction
     # an image whose source file changed is extracted again; a copy with a new time is not
     image = wf.root / "resources/images/chelsea.png"
     os.utime(image, (1, 1))

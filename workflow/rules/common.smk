@@ -325,15 +325,16 @@ def set_activations(wildcards):
     return [paths.activations(wildcards.model, image) for image in SETS[wildcards.set]]
 
 
+def model_weights(wildcards):
+    """The model's weights: what its receptive fields wait for (they do not depend on them, but a
+    model whose weights fail makes nothing)."""
+    return weights_input(wildcards.model)
+
+
 def field_settings(wildcards):
     """What the receptive fields depend on: the architecture, the layers and img_size."""
     keys = ("model", "seed", "layers", "img_size")
     return {key: extraction_settings(wildcards.model)[key] for key in keys}
-
-
-def base_settings():
-    """The rendering keys at the top level of the configuration (the sets' pictures use them)."""
-    return {key: config[key] for key in cfg.RUN_KEYS}
 
 
 def set_config(wildcards):

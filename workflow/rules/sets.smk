@@ -1,6 +1,8 @@
 # What each filter responds to across a set of images (config key image_sets): the receptive
 # fields of the model's layers, the top images of every filter, the pictures, and the explorer.
 rule measure_fields:
+    input:
+        weights=model_weights,
     output:
         fields=imagesets.FIELDS,
     log:
@@ -84,7 +86,7 @@ rule draw_set:
     params:
         top_images=config["top_images"],
         config=set_config,
-        settings=base_settings(),
+        settings={"cmap": config["cmap"]},
         weights=WEIGHTS_NOTE,
         code=script_code("draw_set"),
     script:
@@ -117,7 +119,7 @@ rule write_explorer:
     params:
         members=set_members,
         cap=config["explorer_max_images"],
-        settings=base_settings(),
+        cmap=config["cmap"],
         weights=WEIGHTS_NOTE,
         code=script_code("write_explorer"),
     script:

@@ -10,7 +10,6 @@ from filterlens.describe import weights_text
 from filterlens.explorer import write_explorer
 from filterlens.files import read_tsv
 from filterlens.jobs import run_job
-from filterlens.page import settings_text
 
 log = logging.getLogger("filterlens")
 
@@ -20,7 +19,7 @@ def main(smk):
     images = list(zip(p.members, smk.input.maps))
     weights = weights_text(Activations(smk.input.maps[0]).weights, short=True)
     done = write_explorer(smk.output.explorer, smk.wildcards.set, images, read_tsv(smk.input.top),
-                          np.load(smk.input.palette), weights, settings_text(p.settings),
+                          np.load(smk.input.palette), weights, f"cmap {p.cmap}, nearest upsampling",
                           cap=p.cap)  # fmt: skip
     log.info("explorer: %d files, %.1f MB; first view %.1f MB; %d images held, %d listed",
              done.files, done.bytes / 1e6, done.first_view_bytes / 1e6, done.held, done.listed)

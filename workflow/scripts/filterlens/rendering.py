@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,8 +79,9 @@ def render_run(
     drawn = []
     clock = _Clock()
     started = time.process_time()
-    with ThreadPoolExecutor(max(1, threads)) as pool, atomic_dir(out.frames) as frames_dir, \
-            atomic_dir(out.sheets) as sheets_dir:  # fmt: skip
+    # The pool stops (its queued work cancelled) before the hidden folders are removed on failure.
+    with atomic_dir(out.frames) as frames_dir, atomic_dir(out.sheets) as sheets_dir, \
+            _pool(threads) as pool:  # fmt: skip
         for layer in acts.layers:
             block = size[0] // layer.width if size[0] % layer.width == 0 else None
             grid = sheets.make_grid(layer.channels, size, block=block)
@@ -122,6 +124,16 @@ def _sheet(target: Path, tiles, filters, grid, title, lines, scale, top, top_k, 
     sheet = sheets.layer_sheet(tiles, filters, grid, title, lines, scale, top, top_k)
     put_bytes(target, sheets.sheet_png(sheet.image))
     return preview.sheet_frame(sheet.image, layer)
+
+
+@contextmanager
+def _pool(threads: int):
+    """A thread pool that, on leaving, cancels what has not started and waits for the rest."""
+    pool = ThreadPoolExecutor(max(1, threads))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Clock:
