@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from filterlens import activations, batches, images, imagesets, paths
+from filterlens import activations, batches, freshness, images, imagesets, paths
 from filterlens import config as cfg
 from filterlens.codedigest import code_digest
 from filterlens.describe import weights_record, weights_text
@@ -114,6 +114,31 @@ def plan_extraction():
 BATCHES = plan_extraction()
 
 
+def check_runs():
+    """Make the outputs of every run that no longer are what the configuration would make look
+    old (filterlens.freshness), so that Snakemake re-makes them."""
+    keys = {"normalize": cfg.NORMALIZATION_KEYS, "render": cfg.RENDER_KEYS,
+            "finish": cfg.FINISH_KEYS}  # fmt: skip
+    for model in config["models"]:
+        for image in IMAGES:
+            for run, settings in RUNS.items():
+                run_dir = paths.run_dir(model, image, run)
+                if not Path(run_dir).is_dir():
+                    continue
+                found = freshness.run_state(run_dir, settings, config["top_k"], keys)
+                if found:
+                    step, why = found
+                    print(f"{run_dir}: {why}; making it again", file=sys.stderr)
+                    video = (
+                        settings["video_filename"] if settings["save_video"] else None
+                    )
+                    for path in freshness.stale_outputs(run_dir, step, video):
+                        age(path)
+
+
+check_runs()
+
+
 def batch_outputs(batch, kind):
     """The `kind` outputs (maps, table or plot) of a batch's images, in batch order."""
     outputs = [extraction_outputs(batch.model, image)[kind] for image in batch.images]
@@ -157,8 +182,7 @@ def checksums_file():
 
 def normalization_settings(wildcards):
     """The normalization keys of the run named by the wildcards."""
-    keys = ("normalization_mode", "clip_percentiles", "use_hist_eq")
-    return {key: RUNS[wildcards.run][key] for key in keys}
+    return {key: RUNS[wildcards.run][key] for key in cfg.NORMALIZATION_KEYS}
 
 
 def runs_where(key):
@@ -222,15 +246,7 @@ def palette_file(wildcards):
 
 def render_settings(wildcards):
     """The rendering keys of the run (normalization travels in scales.tsv)."""
-    keys = (
-        "resample",
-        "cmap",
-        "save_16bit",
-        "overlay_on_image",
-        "overlay_alpha",
-        "show_legend",
-    )
-    return {key: RUNS[wildcards.run][key] for key in keys}
+    return {key: RUNS[wildcards.run][key] for key in cfg.RENDER_KEYS}
 
 
 # --- finishing an image --------------------------------------------------------------------

@@ -37,6 +37,10 @@ RUN_KEYS = (
     "video_filename",
     "fps",
 )
+# Which step of a run uses which of its keys (the rest: finish_image, the video and statistics).
+NORMALIZATION_KEYS = ("normalization_mode", "clip_percentiles", "use_hist_eq")
+RENDER_KEYS = ("resample", "cmap", "save_16bit", "overlay_on_image", "overlay_alpha", "show_legend")
+FINISH_KEYS = ("show_raw_stats", "save_video", "video_filename", "fps")
 DEFAULT_RUN = "default"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")

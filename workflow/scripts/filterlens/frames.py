@@ -15,6 +15,7 @@ the frames this way, without reading them back).
 from __future__ import annotations
 
 import csv
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from .normalize import Scales, equalize, to_unit
 
 INDEX = "frames.tsv"
 COLUMNS = ("frame", "layer", "filter", "path", "bytes")
+RECORD = ".render.json"  # in frames/: the settings the frames (and sheets) were rendered with
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,19 @@ def read_index(run_dir: str | os.PathLike) -> list[Frame]:
         if rel.is_absolute() or ".." in rel.parts or not frame.path:
             raise FramesError(f"{path} lists '{frame.path}', outside the run folder; it is damaged")
     return frames
+
+
+def write_record(frames_dir: str | os.PathLike, record: dict) -> None:
+    """What made the frames (the render step's settings), inside the folder that becomes frames/."""
+    (Path(frames_dir) / RECORD).write_text(json.dumps(record, sort_keys=True) + "\n")
+
+
+def read_record(run_dir: str | os.PathLike) -> dict | None:
+    """The record of the run's frames, or None where there is none (or it is unreadable)."""
+    try:
+        return json.loads((Path(run_dir) / "frames" / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def damaged(run_dir: str | os.PathLike) -> str | None:

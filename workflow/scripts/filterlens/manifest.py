@@ -35,6 +35,7 @@ NON_DATA = {
     "sheets/": "report: contact sheets drawn from the frames",
     "preview.webp": "report: the frames, shrunk",
     f"{ACTIVATIONS}/extraction.json": "machine facts of the extraction (device, threads)",
+    f"frames/{frames.RECORD}": "the settings the frames were rendered with (for start-up checks)",
 }
 MARKER = ".snakemake_timestamp"  # Snakemake's marker inside directory outputs
 LINE = re.compile(r"([0-9a-f]{64})  (\S.*)")

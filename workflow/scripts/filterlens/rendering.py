@@ -109,6 +109,7 @@ def render_run(
             summary.frames += len(rendered)
             summary.layers += 1
         stills = [job.result() for job in drawn]
+        frames.write_record(frames_dir, record(settings, top_k))
     summary.seconds["sheets"] = clock.seconds
     summary.seconds["frames"] = time.process_time() - started - clock.seconds
     frames.write_index(out.index.parent, index)
@@ -117,6 +118,11 @@ def render_run(
     write_bytes(out.preview, preview.preview_webp(stills))
     summary.seconds["preview"] = time.process_time() - started
     return summary
+
+
+def record(settings: dict, top_k: int) -> dict:
+    """What the frames and sheets were made with: the rendering keys and top_k."""
+    return {"settings": dict(settings), "top_k": top_k}
 
 
 def _sheet(target: Path, tiles, filters, grid, title, lines, scale, top, top_k, layer):
