@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -123,4 +124,46 @@ def test_an_interrupted_run_with_other_settings_never_mixes_outputs(
     wf.snakemake("--configfile", str(config))
     assert leftovers(wf.root) == []
     assert snapshot(wf.root) == reference.files
+    assert_manifest_holds(wf.root / RUN)
+
+
+# --- storage that runs out, in every step --------------------------------------------------
+
+from test_trust_faults import small_disk  # noqa: E402,F401 - a fixture, used by name
+
+
+def assert_clean_failure(result, step: str, where: str) -> None:
+    assert result.returncode != 0
+    assert f"Error in rule {step}: no space left on the device while writing {where}" in (
+        result.stderr
+    ), result.stderr[-3000:]
+    assert "Free some space" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_full_disk_during_extraction_is_a_clear_error(workflow_copy, small_disk):
+    wf = workflow_copy
+    model_dir = small_disk(wf.root / "results/resnet18", "16k")
+    # a file in it: Snakemake's clean-up removes empty folders, and a mount point cannot go
+    (model_dir / "keep").write_bytes(b"")
+    failed = wf.snakemake("--configfile", "tests/configs/tiny.yaml", check=False)
+    assert_clean_failure(failed, "extract_activations_resnet18_1_of_1", "results/resnet18/chelsea/")
+    assert leftovers(wf.root) == [] and not (model_dir / "chelsea").exists()
+    subprocess.run(["mount", "-o", "remount,size=64m", str(model_dir)], check=True)
+    wf.snakemake("--configfile", "tests/configs/tiny.yaml")
+    assert_manifest_holds(wf.root / RUN)
+
+
+def test_full_disk_while_writing_the_video_is_a_clear_error(workflow_copy, small_disk):
+    wf = workflow_copy
+    tiny = ("--configfile", "tests/configs/tiny.yaml")
+    run_dir = small_disk(wf.root / RUN, "1m")
+    wf.snakemake(*tiny, "--", f"{RUN}/frames.tsv")  # rendered: the frames fit
+    free = os.statvfs(run_dir).f_bavail * os.statvfs(run_dir).f_frsize
+    (run_dir / "filler").write_bytes(b"\0" * (free - 8192))  # room for the statistics only
+    failed = wf.snakemake(*tiny, check=False)
+    assert_clean_failure(failed, "finish_image", f"{RUN}/activations.avi")
+    assert leftovers(wf.root) == [] and not (run_dir / "activations.avi").exists()
+    assert not (run_dir / "MANIFEST.sha256").exists()
+    (run_dir / "filler").unlink()
+    wf.snakemake(*tiny)
     assert_manifest_holds(wf.root / RUN)

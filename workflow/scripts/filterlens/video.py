@@ -7,6 +7,8 @@ imageio-ffmpeg wheel, the same everywhere the lock file is installed.
 
 from __future__ import annotations
 
+import errno
+import os
 import struct
 import subprocess
 from fractions import Fraction
@@ -61,8 +63,21 @@ def encode_avi(frames: Iterable[Path], target: Path, fps: float) -> int:
             pass
         err = proc.stderr.read().decode(errors="replace")
         if proc.wait() != 0:
-            raise RuntimeError(f"ffmpeg failed to write {target}: {err.strip()}")
+            raise _failure(err, target)
     return count
+
+
+class VideoError(RuntimeError):
+    """ffmpeg could not write a video; the message names it and gives ffmpeg's reason."""
+
+
+def _failure(err: str, target: Path) -> Exception:
+    """What a failed ffmpeg means: storage that ran out reads like any other (jobs.clean_message
+    names the output); anything else is ffmpeg's own message."""
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if os.strerror(code) in err:
+            return OSError(code, os.strerror(code), str(target))
+    return VideoError(f"ffmpeg failed to write {target}: {err.strip() or 'no message'}")
 
 
 def decode_frames(video: Path, width: int, height: int, pix_fmt: str = "rgb24") -> np.ndarray:
