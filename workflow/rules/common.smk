@@ -10,7 +10,6 @@ from filterlens import activations, batches, freshness, images, imagesets, paths
 from filterlens import config as cfg
 from filterlens.codedigest import code_digest
 from filterlens.describe import weights_record, weights_text
-from filterlens.files import age
 from filterlens.paths import ACTIVATIONS, IMAGE_DIR, PAGE_DIR, RUN_DIR
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
@@ -68,12 +67,12 @@ def extraction_outputs(model, image):
     }
 
 
-def extraction_state(model, key):
+def extraction_state(model, key, settings):
     """Why an image of `model` needs extraction (None when its outputs are current)."""
 
     def stale(image):
         outputs = extraction_outputs(model, image)
-        why = activations.state(outputs["maps"], key, IMAGES[image])
+        why = activations.state(outputs["maps"], key, IMAGES[image], settings)
         if why is None and not all(
             Path(f).is_file() for f in (outputs["table"], outputs["plot"])
         ):
@@ -84,14 +83,15 @@ def extraction_state(model, key):
 
 
 def plan_extraction():
-    """The extraction batches with work to do. The images to extract are checked first, all at
-    once (their headers only: no decoding). Outputs that exist but are out of date are then made
-    to look old, so that Snakemake re-makes them even where it has no record of them."""
+    """The extraction batches with work to do, and the outputs found stale on the way: (what,
+    why, paths). The images to extract are checked first, all at once (their headers only: no
+    decoding)."""
     planned, stale = [], {}
     for model in config["models"]:
         code = script_code("extract_activations")
-        key = batches.extraction_key(extraction_settings(model), code)
-        state = extraction_state(model, key)
+        settings = extraction_settings(model)
+        key = batches.extraction_key(settings, code)
+        state = extraction_state(model, key, settings)
         found, reasons = batches.plan(model, IMAGES, config["batch_size"], state)
         planned += [(batch, key) for batch in found]
         stale.update({(model, image): why for image, why in reasons.items()})
@@ -99,26 +99,20 @@ def plan_extraction():
     images.check_headers(
         {image: IMAGES[image] for image in to_check}, config["max_image_pixels"]
     )
+    outdated = []
     for (model, image), why in stale.items():
-        outputs = extraction_outputs(model, image).values()
-        if any(Path(f).exists() for f in outputs):
-            print(
-                f"{paths.activations(model, image)}: {why}; extracting again",
-                file=sys.stderr,
-            )
-            for f in outputs:
-                age(f)
-    return planned
-
-
-BATCHES = plan_extraction()
+        outputs = [f for f in extraction_outputs(model, image).values() if Path(f).exists()]
+        if outputs:
+            outdated.append((paths.activations(model, image), why, outputs))
+    return planned, outdated
 
 
 def check_runs():
-    """Make the outputs of every run that no longer are what the configuration would make look
-    old (filterlens.freshness), so that Snakemake re-makes them."""
+    """The outputs of every run that no longer are what the configuration would make
+    (filterlens.freshness): (what, why, paths) each."""
     keys = {"normalize": cfg.NORMALIZATION_KEYS, "render": cfg.RENDER_KEYS,
             "finish": cfg.FINISH_KEYS}  # fmt: skip
+    outdated = []
     for model in config["models"]:
         for image in IMAGES:
             for run, settings in RUNS.items():
@@ -128,15 +122,20 @@ def check_runs():
                 found = freshness.run_state(run_dir, settings, config["top_k"], keys)
                 if found:
                     step, why = found
-                    print(f"{run_dir}: {why}; making it again", file=sys.stderr)
                     video = (
                         settings["video_filename"] if settings["save_video"] else None
                     )
-                    for path in freshness.stale_outputs(run_dir, step, video):
-                        age(path)
+                    stale = freshness.stale_outputs(run_dir, step, video)
+                    outdated.append((run_dir, why, stale))
+    return outdated
 
 
-check_runs()
+# Outputs found stale are made to look old so that Snakemake re-makes them even where it has no
+# record of them; only by the command Snakemake was started with (not by its cluster jobs), and
+# for good only where the command runs the workflow (freshness.settle).
+BATCHES, OUTDATED = plan_extraction()
+if workflow.is_main_process:
+    freshness.settle(OUTDATED + check_runs(), freshness.invocation(sys.argv[1:]))
 
 
 def batch_outputs(batch, kind):

@@ -27,6 +27,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from . import stats
+from .describe import changes
 from .files import atomic_dir, read_tsv, write_tsv
 
 RECORD = "extraction.json"
@@ -126,11 +127,12 @@ def write(
         (out / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-def state(folder: str | os.PathLike, key: str, source: str | os.PathLike) -> str | None:
+def state(folder: str | os.PathLike, key: str, source: str | os.PathLike,
+          settings: Mapping | None = None) -> str | None:
     """Why `folder` must be made again, or None when it is what `key` and `source` describe, whole.
 
     `key` is the digest of everything that decides the folder's content except the source image
-    (extraction settings, code, software); the image `source` is checked by path, size and
+    (the extraction `settings`, code, software); the image `source` is checked by path, size and
     modification time, and by its SHA-256 where only the time differs (a copy, a touch)."""
     folder = Path(folder)
     try:
@@ -140,7 +142,12 @@ def state(folder: str | os.PathLike, key: str, source: str | os.PathLike) -> str
     except (OSError, ValueError) as err:
         return f"{RECORD} is unreadable ({err})"
     if record.get("key") != key:
-        return "made with other extraction settings, code or software"
+        made = record.get("settings")
+        if settings is not None and isinstance(made, dict):
+            changed = changes(made, json.loads(json.dumps(settings)))
+            if changed:
+                return f"made with {changed}"
+        return "made with other extraction code or software"
     problem = _source_changed(record.get("source") or {}, str(source))
     if problem:
         return problem

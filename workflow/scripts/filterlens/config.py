@@ -404,7 +404,7 @@ def extraction_settings(config: dict, model: str) -> dict:
         "seed": config["seed"],
         "device": config["device"],
         "layers": layer_patterns(config),
-        "max_filters": config["max_filters_per_layer"],
+        "max_filters_per_layer": config["max_filters_per_layer"],
         "img_size": list(img_size(config)),
         "construction": config["construction"],
         "preprocess": config["preprocess"],

@@ -6,6 +6,7 @@ which are written before any job has run, describe the same record made from the
 
 from __future__ import annotations
 
+import json
 from pathlib import PurePath
 
 
@@ -30,3 +31,17 @@ def weights_text(record: dict, short: bool = False) -> str:
         return f"ImageNet weights ({detail})"
     name = record.get("file") or PurePath(kind).name
     return f"weights from {name}"
+
+
+def changes(made: dict, now: dict) -> str:
+    """The keys whose recorded value `made` differs from `now`, in words: "cmap=magma (the
+    configuration says viridis)"; empty when none does. Values compare as JSON would hold them."""
+    def text(value) -> str:
+        return json.dumps(value) if not isinstance(value, str) else value
+
+    parts = [
+        f"{key}={text(made.get(key))} (the configuration says {text(now.get(key))})"
+        for key in sorted(set(made) | set(now))
+        if made.get(key) != now.get(key)
+    ]
+    return "; ".join(parts)

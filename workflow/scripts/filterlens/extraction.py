@@ -50,7 +50,7 @@ class Extractor:
             "model": settings["model"], "weights": info, "seed": settings["seed"],
             "construction": net.construction, "device": str(device),
             "device_name": device_name(device), "threads": torch.get_num_threads(),
-            "img_size": list(settings["img_size"]), "max_filters_per_layer": settings["max_filters"],
+            "img_size": list(settings["img_size"]), "max_filters_per_layer": settings["max_filters_per_layer"],
         }  # fmt: skip
         transform = preprocess.weights_transform(settings["model"])
         return cls(settings["model"], net.module.to(device), device, transform, settings, record)
@@ -65,7 +65,7 @@ class Extractor:
         seen = preprocess.prepare(image, tuple(s["img_size"]), s["preprocess"], self.transform)
         x = models.to_input(images.to_model_array(seen.image), self.device, self.transform.mean,
                             self.transform.std)  # fmt: skip
-        result = models.capture(self.model, x, s["layers"], s["max_filters"], name=self.name)
+        result = models.capture(self.model, x, s["layers"], s["max_filters_per_layer"], name=self.name)
         categories = models.default_weights(self.name).meta.get("categories")
         predictions = models.top_predictions(result.logits, categories)
         random = self.record["weights"]["kind"] == "random"
@@ -75,7 +75,7 @@ class Extractor:
         maps = [(Layer(m.name, m.module, m.kind, *m.array.shape, m.channels_total), m.array)
                 for m in result.maps]  # fmt: skip
         info = {**self.record, "input_notes": notes, "preprocess": seen.record(), "key": key,
-                "source": source_record(source)}  # fmt: skip
+                "settings": dict(s), "source": source_record(source)}  # fmt: skip
         write_activations(folder, maps, predictions, seen.image, info)
         rows = [summary.layer_summary(layer.name, array) for layer, array in maps]
         write_tsv(table, summary.COLUMNS, rows)

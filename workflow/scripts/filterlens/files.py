@@ -6,6 +6,7 @@ killed midway never leaves a half-written file that a re-run (or a reader) would
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import os
@@ -79,14 +80,26 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def age(path: str | os.PathLike) -> None:
+def age(path: str | os.PathLike) -> list[tuple[Path, int, int]]:
     """Make an existing output look older than anything (time stamp 1970), so that Snakemake
     re-makes it: for outputs that no longer hold what they should. Nothing is deleted. A folder's
-    time stamp is also the one Snakemake keeps inside it (.snakemake_timestamp)."""
+    time stamp is also the one Snakemake keeps inside it (.snakemake_timestamp). Returns the
+    time stamps it replaced, (path, atime_ns, mtime_ns), for restore_times."""
     path = Path(path)
+    replaced = []
     for target in (path / ".snakemake_timestamp", path):
         if target.exists():
+            st = target.lstat()
+            replaced.append((target, st.st_atime_ns, st.st_mtime_ns))
             os.utime(target, (0, 0), follow_symlinks=False)
+    return replaced
+
+
+def restore_times(stamps: Iterable[tuple[Path, int, int]]) -> None:
+    """Give files the time stamps `age` replaced (those still there)."""
+    for target, atime_ns, mtime_ns in stamps:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(target, ns=(atime_ns, mtime_ns), follow_symlinks=False)
 
 
 def write_tsv(target: str | os.PathLike, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
