@@ -101,7 +101,9 @@ def plan_extraction():
     )
     outdated = []
     for (model, image), why in stale.items():
-        outputs = [f for f in extraction_outputs(model, image).values() if Path(f).exists()]
+        outputs = [
+            f for f in extraction_outputs(model, image).values() if Path(f).exists()
+        ]
         if outputs:
             outdated.append((paths.activations(model, image), why, outputs))
     return planned, outdated
