@@ -11,8 +11,9 @@ PYTEST_ARGS ?=
 env: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock
+	@echo "Setting up $(VENV): $$(grep -c '^[a-z]' requirements.lock) packages from requirements.lock (a few minutes; pip lists each one)"
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -qq --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install --progress-bar off --require-hashes --no-deps -r requirements.lock
 	touch $@
 
 # Debian packages the tests drive: headless Chromium opens the HTML report.

@@ -225,7 +225,7 @@ def test_imagenet_weights_are_downloaded_once_verified_and_used(workflow_copy, l
     sums.write_text(f"{digest}  resnet18-f37072fd.pth\n")
     config = wf.write_config(
         weights="imagenet", weights_mirror=loopback.url, allow_http_mirror=True,
-        weights_checksums=str(sums), seed=5,
+        weights_checksums=sums.name, seed=5,
     )
     wf.snakemake("--configfile", str(config))
 
@@ -246,6 +246,11 @@ def test_imagenet_weights_are_downloaded_once_verified_and_used(workflow_copy, l
     # a fresh results folder re-uses the verified download
     wf.snakemake("--configfile", str(config), "--forceall")
     assert loopback.hits == {"/resnet18-f37072fd.pth": 1}
+
+    # the project folder moved with mv: nothing re-runs (no absolute path in inputs or params)
+    moved = wf.root.with_name("moved")
+    wf.root.rename(moved)
+    assert Workflow(moved).dry_run_jobs("--configfile", config.name) == {}
 
 
 def test_invalid_config_stops_before_any_job(workflow_copy):

@@ -1,5 +1,6 @@
 # Configuration, validated once at start-up; the extraction plan; the input functions the rules
 # share (a function used by one rule only stands above that rule).
+import os
 import re
 import sys
 from pathlib import Path
@@ -172,10 +173,10 @@ def extract_mem_mb(wildcards, attempt):
 
 
 def checksums_file():
-    """Known full SHA-256 sums of checkpoints: the project's file unless the config names one."""
-    return config["weights_checksums"] or workflow.source_path(
-        "../checksums/weights.sha256"
-    )
+    """Known full SHA-256 sums of checkpoints: the project's file unless the config names one;
+    relative, so that a project folder moved elsewhere re-runs nothing."""
+    shipped = Path(workflow.basedir) / "workflow" / "checksums" / "weights.sha256"
+    return config["weights_checksums"] or os.path.relpath(shipped)
 
 
 # --- runs ---------------------------------------------------------------------------------
