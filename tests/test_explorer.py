@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from browser import Browser, find_chromium
-from explorer_sets import RESNET18, make_set, write_top_images
+from explorer_sets import make_set, write_top_images
 from filterlens import explorer
 from filterlens.activations import LAYER_COLUMNS
 from filterlens.explorer import (

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, TiffImagePlugin
 
+from filterlens import preprocess
 from filterlens.config import IMAGE_SUFFIXES
 from filterlens.images import (
     DEFAULT_MAX_PIXELS,
@@ -15,7 +16,6 @@ from filterlens.images import (
     ImageInputError,
     identify_format,
     load_image,
-    resize_for_model,
     to_model_array,
 )
 
@@ -400,7 +400,7 @@ def test_one_pixel_image_is_processed(tmp_path):
         save(tmp_path, Image.new("RGB", (1, 1), GREEN), "dot.png")
     )
     assert (image.size, image.getpixel((0, 0)), notes) == ((1, 1), GREEN, [])
-    assert to_model_array(resize_for_model(image, (224, 224))).shape == (3, 224, 224)
+    assert to_model_array(preprocess.stretch(image, (224, 224))).shape == (3, 224, 224)
 
 
 def test_large_image_is_processed(tmp_path):
@@ -456,25 +456,6 @@ def test_pillow_hard_limit_is_reported_with_both_limits(tmp_path):
 
 
 # --- resize and array -----------------------------------------------------------------
-
-
-def test_resize_gives_exact_width_and_height():
-    resized = resize_for_model(Image.new("RGB", (640, 480), (10, 200, 30)), (224, 112))
-    assert resized.size == (224, 112) and resized.mode == "RGB"
-    assert resized.getpixel((100, 50)) == (10, 200, 30)
-
-
-def test_resize_is_deterministic():
-    image = noise((300, 200))
-    first = resize_for_model(image, (97, 61))
-    assert first.tobytes() == resize_for_model(image, (97, 61)).tobytes()
-
-
-def test_resize_rejects_non_rgb_and_bad_size():
-    with pytest.raises(ValueError, match="RGB"):
-        resize_for_model(Image.new("L", (4, 4)), (2, 2))
-    with pytest.raises(ValueError, match="positive"):
-        resize_for_model(Image.new("RGB", (4, 4)), (0, 2))
 
 
 def test_model_array_is_float_chw_in_unit_range():

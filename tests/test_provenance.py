@@ -7,10 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import REPO
-from filterlens import render
+from filterlens import png, render
 from filterlens.manifest import ManifestError, read_manifest
 from filterlens.provenance import (
     ProvenanceError, cpu_features, cpu_model, read_provenance, stack_differences, write_provenance,
@@ -85,7 +84,7 @@ def test_avi_packets_are_the_png_frames(tmp_path):
     frames = []
     for level in (0, 100, 200):
         path = tmp_path / f"{level}.png"
-        path.write_bytes(render.png_bytes(Image.fromarray(np.full((8, 12), level, np.uint8))))
+        path.write_bytes(png.palette_png(np.full((8, 12), level, np.uint8), render.palette("gray")))
         frames.append(path)
     encode_avi(frames, tmp_path / "v.avi", 5)
     assert avi_packets(tmp_path / "v.avi") == [f.read_bytes() for f in frames]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from filterlens import render
+from filterlens import png, render
 
 
 def decode(png: bytes) -> Image.Image:
@@ -28,8 +28,7 @@ def test_rendered_pixels_have_the_colormaps_color_for_their_value():
     lut = render.palette("viridis")
     unit = np.array([[0.0, 0.5], [0.25, 1.0]], dtype=np.float32)
     index = render.levels_at_size(unit, (2, 2), "nearest", 256)
-    png = render.png_bytes(render.palette_image(index, lut))
-    rgb = np.asarray(decode(png).convert("RGB"))
+    rgb = np.asarray(decode(png.palette_png(index, lut)).convert("RGB"))
     cmap = matplotlib.colormaps["viridis"]
     for (y, x), value in np.ndenumerate(unit):
         want = np.round(np.array(cmap(round(value * 255) / 255)[:3]) * 255)
@@ -62,14 +61,14 @@ def test_bilinear_interpolates_between_pixels():
 def test_palette_png_is_8bit_palette_and_lossless():
     lut = render.palette("gray")
     index = np.arange(256, dtype=np.uint8).reshape(16, 16)
-    image = decode(render.png_bytes(render.palette_image(index, lut)))
+    image = decode(png.palette_png(index, lut))
     assert image.mode == "P"
     assert np.array_equal(np.asarray(image), index)
 
 
 def test_16bit_png_round_trips():
     levels = np.array([[0, 1, 32768], [65534, 65535, 12345]], dtype=np.uint16)
-    image = decode(render.png_bytes(render.gray16_image(levels)))
+    image = decode(png.gray16_png(levels))
     assert image.mode in ("I;16", "I")
     assert np.array_equal(np.asarray(image).astype(np.uint16), levels)
 
@@ -104,6 +103,6 @@ def test_constant_map_renders_flat(levels):
 def test_png_bytes_are_deterministic():
     lut = render.palette("viridis")
     index = np.random.default_rng(0).integers(0, 256, (30, 30)).astype(np.uint8)
-    one = render.png_bytes(render.palette_image(index, lut))
-    two = render.png_bytes(render.palette_image(index.copy(), lut.copy()))
+    one = png.palette_png(index, lut)
+    two = png.palette_png(index.copy(), lut.copy())
     assert one == two and b"tIME" not in one

@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps
 
-from . import preprocess
 
 # 50 MP: above nearly every camera photo, ~150 MiB once decoded as RGB, and below
 # Pillow's own warning threshold (~89.5 MP), so Pillow stays quiet by default.
@@ -424,22 +423,6 @@ def _high_depth_to_8bit(path, image: Image.Image) -> tuple[Image.Image, str]:
         Image.fromarray(scaled),
         f"mode {image.mode} values scaled from 0..{top:g} to 8-bit",
     )
-
-
-def resize_for_model(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Resize an RGB image to exactly ``size`` = (width, height): ``preprocess.stretch``.
-
-    Kept for callers that predate ``preprocess.prepare``, which also letterboxes or applies
-    the weights' own transform.
-    """
-    if image.mode != "RGB":
-        raise ValueError(
-            f"resize_for_model expects an RGB image, got mode {image.mode}"
-        )
-    width, height = size
-    if width < 1 or height < 1:
-        raise ValueError(f"resize_for_model needs a positive size, got {size}")
-    return preprocess.stretch(image, (width, height))
 
 
 def to_model_array(image: Image.Image) -> np.ndarray:

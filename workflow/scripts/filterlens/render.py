@@ -9,12 +9,10 @@ bilinear interpolates the unit-scaled values before they are quantized.
 from __future__ import annotations
 
 import functools
-import io
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-PNG_LEVEL = 1  # zlib level: 1 is several times faster than the default and still lossless
 
 
 def palette(cmap: str) -> np.ndarray:
@@ -56,12 +54,6 @@ def levels_at_size(unit: np.ndarray, size, resample: str, levels: int) -> np.nda
     return quantize(np.clip(resize_unit(unit, size), 0.0, 1.0), levels)
 
 
-def palette_image(index: np.ndarray, lut: np.ndarray) -> Image.Image:
-    image = Image.fromarray(index, mode="P")
-    image.putpalette(lut.tobytes())
-    return image
-
-
 def rgb_frame(
     index: np.ndarray,
     lut: np.ndarray,
@@ -89,14 +81,3 @@ def draw_legend(image: Image.Image, text: str) -> None:
     pad = max(2, size // 4)
     draw.rectangle((0, 0, right - left + 2 * pad, bottom - top + 2 * pad), fill=(0, 0, 0))
     draw.text((pad - left, pad - top), text, font=font, fill=(255, 255, 255))
-
-
-def gray16_image(levels: np.ndarray) -> Image.Image:
-    return Image.fromarray(levels.astype("<u2"))  # 16-bit grayscale ("I;16")
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    """PNG encoding without timestamps or other ancillary chunks: same pixels, same bytes."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_LEVEL)
-    return buffer.getvalue()

@@ -20,8 +20,9 @@ import numpy as np
 from .files import atomic_path
 
 
-class VideoError(Exception):
-    """A video file that cannot be read as the workflow's AVI."""
+class VideoError(RuntimeError):
+    """A video that ffmpeg could not write, or a file that cannot be read as the workflow's AVI;
+    the message names the file and the reason."""
 
 
 def ffmpeg() -> str:
@@ -65,10 +66,6 @@ def encode_avi(frames: Iterable[Path], target: Path, fps: float) -> int:
         if proc.wait() != 0:
             raise _failure(err, target)
     return count
-
-
-class VideoError(RuntimeError):
-    """ffmpeg could not write a video; the message names it and gives ffmpeg's reason."""
 
 
 def _failure(err: str, target: Path) -> Exception:
