@@ -139,8 +139,9 @@ def settle(found: Iterable[tuple[str, str, Sequence[str | os.PathLike]]], mode: 
             + "\nGive the report the --config / --configfile options that made them, or run the"
             " workflow with this configuration first."
         )
+    action = "making it again" if mode == RUN else "a run would make it again"
     for what, why, _ in found:
-        print(f"{what}: {why}; making it again", file=sys.stderr)
+        print(f"{what}: {why}; {action}", file=sys.stderr)
     stamps = [stamp for _, _, paths in found for path in paths for stamp in age(path)]
     if mode == LOOK:
         atexit.register(restore_times, stamps)
