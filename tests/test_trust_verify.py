@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
-from filterlens import files, render, stats
+from filterlens import files, png, render, stats
 from filterlens.frames import Frame, write_index
 from filterlens.manifest import non_data, read_manifest, run_outputs, write_manifest
 from filterlens.provenance import read_provenance, write_provenance
@@ -78,7 +78,7 @@ def npy_bytes(a: np.ndarray) -> bytes:
 
 
 def write_frame(path: Path, index: np.ndarray) -> None:
-    files.write_bytes(path, render.png_bytes(render.palette_image(index.astype(np.uint8), LUT)))
+    files.write_bytes(path, png.palette_png(index.astype(np.uint8), LUT))
 
 
 def levels(path: Path) -> np.ndarray:

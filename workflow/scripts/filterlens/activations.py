@@ -111,7 +111,7 @@ def write(
     plus the size of every file, so that a later start-up notices a file cut short)."""
     with atomic_dir(folder) as out:
         for layer, array in maps:
-            np.save(out / f"{layer.name}.npy", np.ascontiguousarray(array, dtype=np.float32))
+            _save_npy(out / f"{layer.name}.npy", np.ascontiguousarray(array, dtype=np.float32))
         write_tsv(out / "layers.tsv", LAYER_COLUMNS, (
             (m.name, m.module, m.kind, m.channels, m.height, m.width, m.channels_total)
             for m, _ in maps
@@ -125,6 +125,19 @@ def write(
         files = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
         record = {**info, "layers": [m.name for m, _ in maps], "files": files}
         (out / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """np.save through plain writes: numpy's own fast path for real files (ndarray.tofile)
+    reports a full disk as "N requested and M written" without an errno, which would read as a
+    bug rather than as the storage error it is (jobs.clean_message)."""
+
+    class Chunks:  # not a file object to numpy, so it writes in chunks through write()
+        def __init__(self, fh):
+            self.write = fh.write
+
+    with open(path, "wb") as fh:
+        np.lib.format.write_array(Chunks(fh), array, allow_pickle=False)
 
 
 def state(folder: str | os.PathLike, key: str, source: str | os.PathLike,
