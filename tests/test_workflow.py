@@ -176,6 +176,7 @@ def test_only_what_changed_reruns(workflow_copy):
     assert set(jobs) == {"equalize_maps", "render_frames"} | PER_IMAGE
     assert wf.dry_run_jobs(*tiny, "--config", "batch_size=1") == {}, "batching changes no output"
     assert set(wf.dry_run_jobs(*tiny, "--config", "top_images=2")) == SET | {"all"}
+    assert wf.dry_run_jobs(*tiny, "--config", "image_sets={}") == {}, "no sets: fewer outputs only"
     jobs = wf.dry_run_jobs(*tiny, "--config", "layers=[conv1]")
     assert set(jobs) == {EXTRACT, "normalize_maps", "render_frames", "measure_fields"} | PER_IMAGE | SET
 

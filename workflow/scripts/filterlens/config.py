@@ -448,9 +448,10 @@ def expand_images(images: dict[str, str], basedir: str | os.PathLike = ".") -> d
 
 def resolve_sets(config: dict, images: dict[str, str], basedir: str | os.PathLike = ".") -> dict[str, list[str]]:
     """`image_sets` as set name -> image names (in the order given, each once). A member is an
-    image name, or a key of `images` (a file, folder or glob: all its images). Without the key,
-    one set `all` holds every image."""
-    sets = config.get("image_sets") or {"all": list(images)}
+    image name, or a key of `images` (a file, folder or glob: all its images). Without the key
+    (null), one set `all` holds every image; an empty mapping means no sets."""
+    sets = config.get("image_sets")
+    sets = {"all": list(images)} if sets is None else sets
     by_key = {key: [name.value for name, _ in _image_files({key: spec}, Path(basedir))]
               for key, spec in config["images"].items()}  # fmt: skip
     resolved = {}

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import io
 import math
-import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from . import png
 
 SHEET_WIDTH = 1024  # the grid's target width in pixels; 512 filters get tiles of about 32 px
 MAX_TILE = 160
@@ -454,12 +455,11 @@ def draw_marks_legend(draw: ImageDraw.ImageDraw, at: tuple[int, int], k: int, co
 
 
 def sheet_png(image: Image.Image, photographic: bool = False) -> bytes:
-    """PNG without ancillary chunks, at zlib level 1. Colormapped tiles: zlib's RLE strategy,
-    as small as the default there and faster; photographs (crops of inputs): the default
-    strategy, half the size of RLE there (and within 10% of level 6, at half its time)."""
+    """PNG without ancillary chunks, at zlib level 1. Colormapped tiles: unfiltered rows
+    (filterlens.png), half the time of Pillow's encoder there and smaller; photographs (crops of
+    inputs): Pillow's filtered rows, 40% slower but up to 40% smaller there."""
+    if not photographic:
+        return png.rgb_png(np.asarray(image.convert("RGB")))
     buffer = io.BytesIO()
-    if photographic:
-        image.save(buffer, format="PNG", compress_level=1)
-    else:
-        image.save(buffer, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
