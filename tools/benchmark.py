@@ -169,8 +169,9 @@ class Workflow:
         (self.root / "bench.yaml").write_text(yaml.safe_dump(base | config, sort_keys=False))
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "snakemake", "--cores", str(self.cores), "--quiet",
-                "--configfile", "bench.yaml", *args]  # fmt: skip
+        # targets before --configfile, which takes every argument after it as a file
+        return [sys.executable, "-m", "snakemake", "--cores", str(self.cores), "--quiet", *args,
+                "--configfile", "bench.yaml"]  # fmt: skip
 
     def run(self, *args: str) -> float:
         return run_timed(self.command(*args), self.root)[0]

@@ -129,11 +129,12 @@ def _is_container(value) -> bool:
 
 
 # Mappings that a later config replaces instead of extending.
-REPLACED_MAPPINGS = ("images", "runs", "compare")
+REPLACED_MAPPINGS = ("images", "runs", "compare", "image_sets")
 
 
 def replace_mappings(config: dict, overrides: list[dict]) -> None:
-    """Let `--configfile` and `--config` replace `images`, `runs` and `compare` wholesale.
+    """Let `--configfile` and `--config` replace `images`, `runs`, `compare` and `image_sets`
+    wholesale.
 
     Snakemake merges nested mappings, so a config file with its own `images` would also get the
     shipped sample image, and `runs` could never shrink; for these keys the last one given wins.
