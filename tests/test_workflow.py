@@ -51,6 +51,22 @@ def test_contract_files_exist_for_every_run(done):
         assert (run_dir / "activations.avi").is_file() == (run != "data16")
 
 
+def test_the_filter_cap_is_recorded_and_equalization_kept_only_where_used(done):
+    """max_filters_per_layer 4: layers.tsv keeps the saved count in `channels` and the layer's
+    own in `channels_total`; extraction.json records the cap. equalization.npz only with
+    use_hist_eq."""
+    acts = done.root / "results/resnet18/chelsea/activations"
+    rows = read_tsv(acts / "layers.tsv")
+    assert [(r["layer"], r["channels"], r["channels_total"]) for r in rows] == [
+        ("conv1", "4", "64"), ("layer1.0.conv1", "4", "64"),
+    ]  # fmt: skip
+    assert list(rows[0])[-1] == "channels_total"
+    assert json.loads((acts / "extraction.json").read_text())["max_filters_per_layer"] == 4
+    for run, settings in RUNS.items():
+        equalized = (done.run_dir(run=run) / "equalization.npz").exists()
+        assert equalized == settings.get("use_hist_eq", False), run
+
+
 def test_frames_tsv_lists_layers_in_network_order_and_filters_by_index(done):
     rows = frames_of(done.run_dir())
     assert list(rows[0]) == ["frame", "layer", "filter", "path", "bytes"]

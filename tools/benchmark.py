@@ -168,13 +168,13 @@ class Workflow:
         base = {"models": ["resnet18"], "weights": "random", "runs": {}}
         (self.root / "bench.yaml").write_text(yaml.safe_dump(base | config, sort_keys=False))
 
-    def command(self, *args: str) -> list[str]:
-        # targets before --configfile, which takes every argument after it as a file
-        return [sys.executable, "-m", "snakemake", "--cores", str(self.cores), "--quiet", *args,
-                "--configfile", "bench.yaml"]  # fmt: skip
+    def command(self, *args: str, targets: list[str] = ()) -> list[str]:
+        # targets after "--": --configfile and --quiet would take them as their own values
+        return [sys.executable, "-m", "snakemake", "--cores", str(self.cores), "--quiet",
+                "--configfile", "bench.yaml", *args, "--", *targets]  # fmt: skip
 
-    def run(self, *args: str) -> float:
-        return run_timed(self.command(*args), self.root)[0]
+    def run(self, *args: str, targets: list[str] = ()) -> float:
+        return run_timed(self.command(*args, targets=targets), self.root)[0]
 
     def stages(self) -> dict[str, list[float]]:
         """rule (batch rules as extract_activations) -> [jobs, job-seconds, peak MB]."""
@@ -301,7 +301,7 @@ def figure_memory(args, scratch: Path) -> None:
     wf = Workflow(scratch / "batch", args.source, args.cores, images={"set": str(images[0].parent)},
                   img_size=600)  # fmt: skip
     targets = [f"results/resnet18/set_{p.stem}/layer_stats.png" for p in images]
-    seconds = wf.run(*targets)
+    seconds = wf.run(targets=targets)
     (jobs, job_s, rss), = [v for k, v in wf.stages().items() if k == "extract_activations"]
     print(f"{size} images in {int(jobs)} extraction job(s), {seconds:.1f} s: peak {rss:.0f} MB "
           f"(target: under 2,000 MB; every job of figure 2 is listed there)")
