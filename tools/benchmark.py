@@ -5,10 +5,12 @@ not depend on the weights):
 
   set     ResNet18 at 224x224 on 8 images, the whole default target (frames, AVI, statistics,
           manifests, contact sheets, top filters, previews, pages), against a one-process
-          reference that loads the model once and writes the same frames as palette PNGs
+          reference that loads the model once and writes the same frames as palette PNGs; first
+          without the image set's products (image_sets: {}), then what adding the default set
+          `all` costs (receptive fields, top images, pictures, explorer)
   single  ResNet18 at 600x600 on one image, the whole default target, against the same
-          one-process reference at that size, and against a naive matplotlib script (one figure
-          per frame, then the AVI)
+          one-process reference at that size (without, then with, the set of that one image),
+          and against a naive matplotlib script (one figure per frame, then the AVI)
   plan    `snakemake -n` over 1,000 small images in a fresh folder, and over 100 images after a
           completed run
   memory  peak memory of every job of `single` and of extracting one full default batch
@@ -327,7 +329,8 @@ def figure_slurm(args, scratch: Path) -> None:
     wf = Workflow(scratch / "slurm", args.source, args.cores, images={"set": str(images[0].parent)},
                   img_size=[64, 48])  # fmt: skip
     # A dry run through the Slurm profile lists each submission: a group job, or a rule's job.
-    _, out = run_timed(wf.command("-n", "--profile", "profiles/slurm"), wf.root)
+    command = [c for c in wf.command("-n", "--profile", "profiles/slurm") if c != "--quiet"]
+    _, out = run_timed(command, wf.root)
     groups = len(re.findall(r"^\S.*Group job ", out, re.M))
     alone = [r for r in re.findall(r"^rule (\w+):$", out, re.M) if r not in LOCAL_RULES]
     batches = sum(r.startswith("extract_activations_") for r in alone)
