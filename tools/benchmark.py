@@ -167,8 +167,13 @@ class Workflow:
     def __init__(self, root: Path, source: Path, cores: int, **config):
         self.root = copy_workflow(root, source)
         self.cores = cores
-        base = {"models": ["resnet18"], "weights": "random", "runs": {}}
-        (self.root / "bench.yaml").write_text(yaml.safe_dump(base | config, sort_keys=False))
+        self.config = {"models": ["resnet18"], "weights": "random", "runs": {}} | config
+        self.configure()
+
+    def configure(self, **changes) -> None:
+        """Write bench.yaml: the config so far, with `changes` (a value None drops the key)."""
+        self.config = {k: v for k, v in (self.config | changes).items() if v is not None}
+        (self.root / "bench.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
 
     def command(self, *args: str, targets: list[str] = ()) -> list[str]:
         # targets after "--": --configfile and --quiet would take them as their own values
@@ -242,10 +247,9 @@ def without_sets(source: Path) -> dict:
 
 def add_sets(wf: Workflow, seconds: float, ref: float) -> None:
     """Run again with the default image set `all`: only the set's steps run."""
-    config = wf.root / "bench.yaml"
-    if "image_sets: {}" not in config.read_text():
+    if "image_sets" not in wf.config:
         return
-    config.write_text(config.read_text().replace("image_sets: {}\n", ""))
+    wf.configure(image_sets=None)  # the default: one set, all
     added = wf.run()
     print(f"with the default image set `all` added: +{added:.2f} s, whole default target "
           f"{seconds + added:.2f} s: ratio {(seconds + added) / ref:.2f}")

@@ -84,9 +84,8 @@ def extraction_state(model, key, settings):
 
 
 def plan_extraction():
-    """The extraction batches with work to do, and the outputs found stale on the way: (what,
-    why, paths). The images to extract are checked first, all at once (their headers only: no
-    decoding)."""
+    """The extraction batches with work to do; the images to extract, to check; and the
+    outputs found stale on the way: (what, why, paths)."""
     planned, stale = [], {}
     for model in config["models"]:
         code = script_code("extract_activations")
@@ -96,10 +95,7 @@ def plan_extraction():
         found, reasons = batches.plan(model, IMAGES, config["batch_size"], state)
         planned += [(batch, key) for batch in found]
         stale.update({(model, image): why for image, why in reasons.items()})
-    to_check = sorted({image for _, image in stale})
-    images.check_headers(
-        {image: IMAGES[image] for image in to_check}, config["max_image_pixels"]
-    )
+    to_check = {image: IMAGES[image] for image in sorted({image for _, image in stale})}
     outdated = []
     for (model, image), why in stale.items():
         outputs = [
@@ -107,7 +103,7 @@ def plan_extraction():
         ]
         if outputs:
             outdated.append((paths.activations(model, image), why, outputs))
-    return planned, outdated
+    return planned, to_check, outdated
 
 
 def check_runs():
@@ -133,11 +129,13 @@ def check_runs():
     return outdated
 
 
-# Outputs found stale are made to look old so that Snakemake re-makes them even where it has no
-# record of them; only by the command Snakemake was started with (not by its cluster jobs), and
-# for good only where the command runs the workflow (freshness.settle).
-BATCHES, OUTDATED = plan_extraction()
+# Only the command Snakemake was started with (not its cluster jobs, which plan the same batches)
+# checks the images to extract, all at once (their headers only: no decoding), and makes stale
+# outputs look old, so that Snakemake re-makes them even where it has no record of them; for good
+# only where the command runs the workflow (freshness.settle).
+BATCHES, TO_CHECK, OUTDATED = plan_extraction()
 if workflow.is_main_process:
+    images.check_headers(TO_CHECK, config["max_image_pixels"])
     freshness.settle(OUTDATED + check_runs(), freshness.invocation(sys.argv[1:]))
 
 

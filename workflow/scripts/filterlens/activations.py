@@ -127,17 +127,20 @@ def write(
         (out / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
+class _Writes:
+    """A file seen by numpy as no file object, so that np.lib.format writes it in chunks through
+    write(): numpy's fast path for real files (ndarray.tofile) reports a full disk as "N requested
+    and M written" without an errno, which would read as a bug rather than as the storage error it
+    is (jobs.clean_message)."""
+
+    def __init__(self, fh):
+        self.write = fh.write
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    """np.save through plain writes: numpy's own fast path for real files (ndarray.tofile)
-    reports a full disk as "N requested and M written" without an errno, which would read as a
-    bug rather than as the storage error it is (jobs.clean_message)."""
-
-    class Chunks:  # not a file object to numpy, so it writes in chunks through write()
-        def __init__(self, fh):
-            self.write = fh.write
-
+    """np.save's bytes, through plain writes (_Writes)."""
     with open(path, "wb") as fh:
-        np.lib.format.write_array(Chunks(fh), array, allow_pickle=False)
+        np.lib.format.write_array(_Writes(fh), array, allow_pickle=False)
 
 
 def state(folder: str | os.PathLike, key: str, source: str | os.PathLike,
@@ -156,10 +159,9 @@ def state(folder: str | os.PathLike, key: str, source: str | os.PathLike,
         return f"{RECORD} is unreadable ({err})"
     if record.get("key") != key:
         made = record.get("settings")
-        if settings is not None and isinstance(made, dict):
-            changed = changes(made, json.loads(json.dumps(settings)))
-            if changed:
-                return f"made with {changed}"
+        changed = settings is not None and isinstance(made, dict) and changes(made, settings)
+        if changed:
+            return f"made with {changed}"
         return "made with other extraction code or software"
     problem = _source_changed(record.get("source") or {}, str(source))
     if problem:

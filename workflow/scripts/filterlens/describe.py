@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import PurePath
+from typing import Mapping
 
 
 def weights_record(config: dict) -> dict:
@@ -33,9 +34,12 @@ def weights_text(record: dict, short: bool = False) -> str:
     return f"weights from {name}"
 
 
-def changes(made: dict, now: dict) -> str:
+def changes(made: Mapping, now: Mapping) -> str:
     """The keys whose recorded value `made` differs from `now`, in words: "cmap=magma (the
-    configuration says viridis)"; empty when none does. Values compare as JSON would hold them."""
+    configuration says viridis)"; empty when none does. Values compare as JSON holds them (a
+    tuple equals the list a record read back holds)."""
+    made, now = json.loads(json.dumps(made)), json.loads(json.dumps(now))
+
     def text(value) -> str:
         return json.dumps(value) if not isinstance(value, str) else value
 

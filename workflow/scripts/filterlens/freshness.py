@@ -55,18 +55,22 @@ def run_state(run_dir: str | os.PathLike, settings: Mapping, top_k: int,
     `settings`: the run's keys now; `keys`: which keys each step uses. `why` names the keys
     whose recorded value differs."""
     run_dir = Path(run_dir)
+
+    def now(step: str) -> dict:
+        return {key: settings[key] for key in keys[step]}
+
     normalization = _scales_settings(run_dir / SCALES)
-    want = _normalized({key: settings[key] for key in keys["normalize"]})
-    if normalization is not None and normalization != want:
-        return "normalize", f"{SCALES} was made with {changes(normalization, want)}"
+    changed = normalization is not None and changes(normalization, _normalized(now("normalize")))
+    if changed:
+        return "normalize", f"{SCALES} was made with {changed}"
     if (run_dir / frames.INDEX).exists():
         record = frames.read_record(run_dir)
-        want = json.loads(json.dumps({key: settings[key] for key in keys["render"]}))
         if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
             return "render", "its frames have no record of the settings that made them"
-        made = {**record.get("settings", {}), "top_k": record.get("top_k")}
-        if made != {**want, "top_k": top_k}:
-            return "render", f"its frames were made with {changes(made, {**want, 'top_k': top_k})}"
+        made = {**record["settings"], "top_k": record.get("top_k")}
+        changed = changes(made, {**now("render"), "top_k": top_k})
+        if changed:
+            return "render", f"its frames were made with {changed}"
         problem = frames.damaged(run_dir)
         if problem:
             return "render", problem
@@ -77,9 +81,9 @@ def run_state(run_dir: str | os.PathLike, settings: Mapping, top_k: int,
             made = {key: made.get(key) for key in keys["finish"]}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return "finish", "provenance.json is unreadable"
-        want = json.loads(json.dumps({key: settings[key] for key in keys["finish"]}))
-        if made != want:
-            return "finish", f"its video and statistics were made with {changes(made, want)}"
+        changed = changes(made, now("finish"))
+        if changed:
+            return "finish", f"its video and statistics were made with {changed}"
     return None
 
 
