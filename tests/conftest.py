@@ -39,6 +39,10 @@ class Workflow:
             )
         return result
 
+    def stamps(self) -> dict[Path, int]:
+        """The modification time (ns) of everything under results/."""
+        return {p: p.stat().st_mtime_ns for p in (self.root / "results").rglob("*")}
+
     def dry_run_jobs(self, *args: str) -> dict[str, int]:
         """rule -> job count that `snakemake -n` would run."""
         out = self.snakemake("-n", "--quiet", "rules", *args).stdout
